@@ -1,0 +1,124 @@
+"""Real servers in subprocesses, on free loopback ports, always stopped by process id.
+
+Usage in a test::
+
+    with running_server(["uvicorn", "tests.apps.flask_app:asgi"]) as base_url:
+        httpx.get(base_url + "/")
+
+``running_server`` appends nothing to the command: put ``{port}`` where the port goes
+(``["uvicorn", "mod:app", "--port", "{port}"]``), and it is filled in with a free port.
+The process is started in its own session so that a server's forked workers are
+stopped with it (by the process group id of the process we started), and its output
+is kept so a failing start shows why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+__all__ = ["ServerFailed", "free_port", "running_server"]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class ServerFailed(RuntimeError):
+    """The server exited or did not listen in time; the message holds its output."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _accepts(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _stop(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    """Stop the process we started and its workers: SIGTERM to its group, then SIGKILL."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(grace)
+    # Workers the server forked may outlive it for a moment; they share its group.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def running_server(
+    command: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    start_timeout: float = 30.0,
+) -> Iterator[str]:
+    """Start ``command`` (with ``{port}`` filled in) and yield its base URL.
+
+    A bare executable name (``"uvicorn"``) is run from the interpreter's own
+    ``bin`` directory when it is there, so the test uses the servers installed beside
+    the interpreter running the tests.
+
+    :raises ServerFailed: when the server exits or does not listen within
+        ``start_timeout`` seconds; the message carries its output.
+    """
+    port = free_port()
+    argv = [part.replace("{port}", str(port)) for part in command]
+    local = Path(sys.executable).parent / argv[0]
+    if os.sep not in argv[0] and local.exists():
+        argv[0] = str(local)
+    full_env = dict(os.environ)
+    full_env["PYTHONPATH"] = os.pathsep.join(
+        [str(ROOT), *filter(None, [full_env.get("PYTHONPATH")])]
+    )
+    full_env["PYTHONUNBUFFERED"] = "1"
+    if env:
+        full_env.update(env)
+    with tempfile.TemporaryFile() as output:
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd or ROOT,
+            env=full_env,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+        def failure(reason: str) -> ServerFailed:
+            output.seek(0)
+            text = output.read().decode("utf-8", "replace")
+            return ServerFailed(f"{' '.join(argv)}: {reason}\n--- output ---\n{text}")
+
+        try:
+            deadline = time.monotonic() + start_timeout
+            while not _accepts(port):
+                if proc.poll() is not None:
+                    raise failure(f"exited with {proc.returncode} before listening")
+                if time.monotonic() > deadline:
+                    raise failure(f"not listening on port {port} after {start_timeout}s")
+                time.sleep(0.05)
+            yield f"http://127.0.0.1:{port}"
+            if proc.poll() is not None:
+                raise failure(f"exited with {proc.returncode} while the test ran")
+        finally:
+            _stop(proc)
