@@ -1,0 +1,1 @@
+"""Small real-framework applications the tests (and real servers in subprocesses) serve."""
