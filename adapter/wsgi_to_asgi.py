@@ -1,14 +1,74 @@
-"""WsgiToAsgi: a WSGI application served by an ASGI server.  (Being written: issue 2.)"""
+"""WsgiToAsgi: a WSGI application served by an ASGI server.
+
+The event loop drives each request; the WSGI app runs only in anyio worker threads,
+at most ``max_workers`` at once per instance (a :class:`anyio.CapacityLimiter`), so
+``anyio.from_thread`` (and :func:`adapter.async_to_sync`) reach the serving loop from
+inside the app.  Every step of one request runs in one :class:`contextvars.Context`,
+copied from the caller once.
+
+Thread hand-offs per request (the cost that matters):
+
+- a response whose body is a list or tuple, or that ends with its first non-empty
+  chunk (hello world): **one** hop to a worker, which calls the app, takes the body and
+  closes the iterable; status, headers and body go out together afterwards;
+- a streamed body: one hop for the first chunk, then one hop per
+  :data:`PULL_BYTES` pulled (the last one also closes the iterable);
+- each ``wsgi.input`` read that needs more body: one hop back to the loop, which
+  awaits ``receive()`` for up to :data:`adapter.streams.READ_AHEAD_BYTES` (never
+  more than the read asked for, or one message);
+- each ``write()``: one hop back to the loop;
+- ``close()`` after a disconnect, a cancellation or ``pathsend``: one more hop.
+
+A streamed response watches ``receive()`` for ``http.disconnect`` in a second task;
+when the client goes, the app is stopped at its next chunk and closed.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import contextvars
+import logging
+
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
+import anyio.to_thread
 
 from adapter._types import Receive, Scope, Send, WSGIApp
+from adapter._wsgi_call import WsgiCall
+from adapter._wsgi_receive import BodyReceiver
+from adapter.environ import build_environ
+from adapter.exceptions import ClientDisconnected
+from adapter.streams import FileWrapper, RequestBody, RequestBodyTooLarge
+
+__all__ = ["PULL_BYTES", "WsgiToAsgi", "WsgiToAsgiResponder"]
+
+logger = logging.getLogger("adapter")
+
+PULL_BYTES = 128 * 1024
+"""How many response bytes one hop takes from a streaming app: its lead on the client."""
+
+
+def _loop_identity() -> object:
+    """Something that identifies the running event loop, cheaply."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return anyio.lowlevel.current_token().native_token
 
 
 class WsgiToAsgi:
-    """Placeholder until issue 2 lands."""
+    """An ASGI 3 application that serves a PEP 3333 (WSGI) application.
+
+    :param wsgi_app: the WSGI application.
+    :param max_workers: how many calls of ``wsgi_app`` may run at once (per instance).
+    :param max_request_body: in bytes: answer 413 without calling the app when
+        ``Content-Length`` is larger, and make ``wsgi.input`` raise
+        :class:`adapter.streams.RequestBodyTooLarge` once a body without a length grows
+        past it.  ``None`` for no limit.
+    :raises ValueError: when ``max_workers`` is less than 1 or ``max_request_body``
+        negative.
+    """
 
     def __init__(
         self,
@@ -16,9 +76,217 @@ class WsgiToAsgi:
         *,
         max_workers: int = 40,
         max_request_body: int | None = None,
-        **_: Any,
     ) -> None:
+        if max_workers < 1:
+            raise ValueError(f"max_workers must be at least 1, not {max_workers}")
+        if max_request_body is not None and max_request_body < 0:
+            raise ValueError(f"max_request_body must be None or >= 0, not {max_request_body}")
         self.wsgi_app = wsgi_app
+        self.max_workers = max_workers
+        self.max_request_body = max_request_body
+        self._limiter_for: tuple[object, anyio.CapacityLimiter] | None = None
+
+    def limiter(self) -> anyio.CapacityLimiter:
+        """The capacity limiter bounding this instance's worker threads on this loop.
+
+        One per event loop, created on first use there (a limiter belongs to a loop).
+        """
+        loop = _loop_identity()
+        cached = self._limiter_for
+        if cached is not None and cached[0] is loop:
+            return cached[1]
+        limiter = anyio.CapacityLimiter(self.max_workers)
+        self._limiter_for = (loop, limiter)
+        return limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        raise NotImplementedError("WsgiToAsgi is being written (issue 2)")
+        """Serve one ASGI connection.
+
+        :raises ValueError: for a scope type other than ``http``, ``websocket`` and
+            ``lifespan``.
+        :raises Exception: what the WSGI app raised, after a 500 went out when the
+            response had not started.
+        """
+        kind = scope["type"]
+        if kind == "http":
+            await WsgiToAsgiResponder(self, scope, receive, send).run()
+        elif kind == "lifespan":
+            await _answer_lifespan(receive, send)
+        elif kind == "websocket":
+            # A WSGI app can not speak websocket: close before accepting, which the
+            # ASGI spec turns into an HTTP 403.
+            message = await receive()
+            if message["type"] == "websocket.connect":
+                await send({"type": "websocket.close", "code": 1000, "reason": ""})
+        else:
+            raise ValueError(f"WsgiToAsgi serves http, websocket and lifespan scopes, not {kind!r}")
+
+
+async def _answer_lifespan(receive: Receive, send: Send) -> None:
+    """A WSGI app has no startup or shutdown: acknowledge both."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+def _declared_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name.lower() == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+class WsgiToAsgiResponder(BodyReceiver):
+    """Serves one HTTP request: runs the app in workers and speaks ASGI on the loop.
+
+    :param adapter: the :class:`WsgiToAsgi` being served.
+    :param scope: the ASGI ``http`` scope.
+    :param receive: the ASGI ``receive`` callable.
+    :param send: the ASGI ``send`` callable.
+    """
+
+    __slots__ = ("_adapter", "_scope", "_started", "_token")
+
+    def __init__(self, adapter: WsgiToAsgi, scope: Scope, receive: Receive, send: Send) -> None:
+        super().__init__(receive, send)
+        self._adapter = adapter
+        self._scope = scope
+        self._started = False
+        self._token = anyio.lowlevel.current_token()
+
+    async def run(self) -> None:
+        """Serve the request.
+
+        :raises Exception: what the app raised (after a complete 500 when the response
+            had not started, or with the response cut short when it had).
+        """
+        adapter = self._adapter
+        max_body = adapter.max_request_body
+        if max_body is not None:
+            length = _declared_length(self._scope)
+            if length is not None and length > max_body:
+                await self._send_plain(413, b"Request Entity Too Large")
+                return
+        environ = build_environ(self._scope, RequestBody(self._fetch_from_worker, max_body))
+        environ["wsgi.file_wrapper"] = FileWrapper
+        extensions = self._scope.get("extensions") or {}
+        call = WsgiCall(
+            adapter.wsgi_app,
+            environ,
+            self._write_from_worker,
+            pathsend="http.response.pathsend" in extensions,
+        )
+        context = contextvars.copy_context()
+        limiter = adapter.limiter()
+        try:
+            await self._respond(call, context, limiter)
+        except Exception as exc:
+            if isinstance(exc, ClientDisconnected) and self.client_gone:
+                logger.debug("the client disconnected before the request body was complete")
+                return
+            if self._started:
+                raise
+            if isinstance(exc, RequestBodyTooLarge):
+                await self._send_plain(413, b"Request Entity Too Large")
+                return
+            # Starlette's ServerErrorMiddleware does the same: a clean 500 for the
+            # client, then the exception goes on for the server to log.
+            await self._send_plain(500, b"Internal Server Error")
+            raise
+        finally:
+            if not call.closed:
+                # PEP 3333: close() must run however the request ends, so it runs
+                # even when this task is being cancelled.
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(context.run, call.close_quietly, limiter=limiter)
+
+    async def _respond(
+        self, call: WsgiCall, context: contextvars.Context, limiter: anyio.CapacityLimiter
+    ) -> None:
+        chunks, done = await anyio.to_thread.run_sync(context.run, call.first, limiter=limiter)
+        if not self._started:
+            # PEP 3333: the headers go out with the first non-empty chunk, or at the
+            # end of an empty body, so until here an error could still become a 500.
+            await self._send_start(call)
+        if call.pathsend_path is not None:
+            await self.send_message({"type": "http.response.pathsend", "path": call.pathsend_path})
+            return
+        if done:
+            await self._send_last(chunks)
+            return
+        for chunk in chunks:
+            if not await self.send_body(chunk, more_body=True):
+                return
+        failure: Exception | None = None
+        async with anyio.create_task_group() as task_group:
+            self.start_watching(task_group)
+            try:
+                while not self.client_gone:
+                    chunks, done = await anyio.to_thread.run_sync(
+                        context.run, call.pull, PULL_BYTES, limiter=limiter
+                    )
+                    if done:
+                        await self._send_last(chunks)
+                        break
+                    for chunk in chunks:
+                        if not await self.send_body(chunk, more_body=True):
+                            break
+            except Exception as exc:
+                # Kept and re-raised outside the task group, so the server sees the
+                # app's own exception rather than an ExceptionGroup around it.
+                failure = exc
+            finally:
+                task_group.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+
+    async def _send_start(self, call: WsgiCall) -> None:
+        self._started = True
+        await self.send_message(
+            {"type": "http.response.start", "status": call.status, "headers": call.headers}
+        )
+
+    async def _send_last(self, chunks: list[bytes]) -> None:
+        if not chunks:
+            await self.send_body(b"", more_body=False)
+            return
+        for chunk in chunks[:-1]:
+            if not await self.send_body(chunk, more_body=True):
+                return
+        await self.send_body(chunks[-1], more_body=False)
+
+    async def _send_plain(self, status: int, text: bytes) -> None:
+        self._started = True
+        headers = [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(text)).encode("ascii")),
+        ]
+        if await self.send_message(
+            {"type": "http.response.start", "status": status, "headers": headers}
+        ):
+            await self.send_body(text, more_body=False)
+
+    def _fetch_from_worker(self, wanted: int) -> tuple[bytes, bool]:
+        """``wsgi.input``'s fetch: hop to the loop for more body (from any thread)."""
+        return anyio.from_thread.run(self.receive_body, wanted, token=self._token)
+
+    def _write_from_worker(self, call: WsgiCall, data: bytes) -> None:
+        """PEP 3333 ``write()``: hop to the loop and send before returning."""
+        if not anyio.from_thread.run(self._send_written, call, data, token=self._token):
+            raise ClientDisconnected("the client disconnected; write() could not send")
+
+    async def _send_written(self, call: WsgiCall, data: bytes) -> bool:
+        if not self._started and not await self._send_start_checked(call):
+            return False
+        return await self.send_body(data, more_body=True)
+
+    async def _send_start_checked(self, call: WsgiCall) -> bool:
+        await self._send_start(call)
+        return not self.client_gone

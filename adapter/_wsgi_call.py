@@ -1,0 +1,221 @@
+"""The worker-thread half of WsgiToAsgi: one call of a WSGI app and its response iterable.
+
+:class:`WsgiCall` holds the PEP 3333 state of one request (``start_response``, the
+iterable, ``write()``) and offers the steps the event loop hands to a worker thread:
+:meth:`WsgiCall.first` runs the app up to its first non-empty chunk,
+:meth:`WsgiCall.pull` takes the next bounded batch of bytes, :meth:`WsgiCall.close`
+closes the iterable.  It knows nothing of event loops: the loop side lives in
+:mod:`adapter.wsgi_to_asgi`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from adapter._types import Environ, OptExcInfo, WSGIApp
+from adapter.environ import encode_headers, parse_status
+from adapter.exceptions import ProtocolError
+from adapter.streams import FileWrapper
+
+__all__ = ["WsgiCall"]
+
+logger = logging.getLogger("adapter")
+
+WriteOut = Callable[["WsgiCall", bytes], None]
+"""Sends the response start (if not sent yet) and a chunk written with ``write()``."""
+
+
+def _as_bytes(chunk: object) -> bytes:
+    """A response chunk as bytes; PEP 3333 allows only bytestrings."""
+    if isinstance(chunk, (bytearray, memoryview)):
+        return bytes(chunk)
+    raise ProtocolError(
+        f"the WSGI app gave a response chunk of type {type(chunk).__name__}; PEP 3333 "
+        "requires bytes (encode str bodies before returning them)"
+    )
+
+
+class WsgiCall:
+    """One call of a WSGI app, stepped from worker threads one hop at a time.
+
+    :param app: the WSGI application.
+    :param environ: its environ for this request.
+    :param write_out: how ``write()`` data reaches the client (blocks until sent).
+    :param pathsend: whether the server offers ``http.response.pathsend``.
+    """
+
+    __slots__ = (
+        "_app",
+        "_iterable",
+        "_iterator",
+        "_pathsend",
+        "_start_called",
+        "_write_out",
+        "closed",
+        "environ",
+        "headers",
+        "headers_committed",
+        "pathsend_path",
+        "status",
+    )
+
+    def __init__(
+        self, app: WSGIApp, environ: Environ, write_out: WriteOut, *, pathsend: bool = False
+    ) -> None:
+        self._app = app
+        self.environ = environ
+        self._write_out = write_out
+        self._pathsend = pathsend
+        self._start_called = False
+        self._iterable: Iterable[bytes] | None = None
+        self._iterator: Iterator[bytes] | None = None
+        self.status = 500
+        self.headers: list[tuple[bytes, bytes]] = []
+        # True once a body byte left for the client: from then on the status and
+        # headers can no longer change (PEP 3333, "exc_info").
+        self.headers_committed = False
+        self.closed = False
+        self.pathsend_path: str | None = None
+
+    def start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
+    ) -> Callable[[bytes], None]:
+        """PEP 3333 ``start_response``: check and keep the status and headers.
+
+        :raises ProtocolError: on a second call without ``exc_info``, or a malformed
+            status or header.
+        :raises BaseException: ``exc_info``'s exception, when headers were already sent.
+        """
+        if exc_info is not None and exc_info[1] is not None:
+            try:
+                if self.headers_committed:
+                    # PEP 3333: too late to change the response; re-raise the app's error.
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None  # PEP 3333: avoid a reference cycle through the frame
+        elif self._start_called:
+            raise ProtocolError(
+                "start_response was called a second time without exc_info (PEP 3333)"
+            )
+        code = parse_status(status)
+        encoded = encode_headers(headers)
+        self.status = code
+        self.headers = encoded
+        self._start_called = True
+        return self.write
+
+    def write(self, data: bytes) -> None:
+        """PEP 3333 ``write()``: send ``data`` now, before returning.
+
+        :raises ProtocolError: before ``start_response``, or for data that is not bytes.
+        :raises adapter.ClientDisconnected: when the client is gone.
+        """
+        if type(data) is not bytes:
+            data = _as_bytes(data)
+        if not self._start_called:
+            raise ProtocolError("write() was called before start_response (PEP 3333)")
+        if data:
+            self.headers_committed = True
+            self._write_out(self, data)
+
+    def _checked(self, chunk: Any) -> bytes:
+        if type(chunk) is not bytes:
+            chunk = _as_bytes(chunk)
+        if chunk and not self._start_called:
+            raise ProtocolError("the WSGI app produced body bytes before calling start_response")
+        return chunk  # type: ignore[no-any-return]
+
+    def first(self) -> tuple[list[bytes], bool]:
+        """Call the app and run it up to its first non-empty chunk.
+
+        A list or tuple body is taken whole: it is already in memory.  When the
+        iterable is exhausted the call is closed in this same step, so a simple
+        response costs one hop to a worker thread.
+
+        :returns: the chunks so far and whether the response is complete.
+        :raises ProtocolError: when the app broke PEP 3333.
+        :raises Exception: whatever the app raised; the iterable is closed first.
+        """
+        try:
+            iterable = self._app(self.environ, self.start_response)
+            self._iterable = iterable
+            chunks: list[bytes] = []
+            done = True
+            if type(iterable) is list or type(iterable) is tuple:
+                chunks = [chunk for chunk in map(self._checked, iterable) if chunk]
+            elif (
+                self._pathsend
+                and isinstance(iterable, FileWrapper)
+                and self._start_called
+                and (path := iterable.sendable_path()) is not None
+            ):
+                self.pathsend_path = path
+                done = False  # the loop sends the file, then closes it
+            else:
+                iterator = self._iterator = iter(iterable)
+                for chunk in iterator:
+                    if chunk := self._checked(chunk):
+                        chunks.append(chunk)
+                        done = False
+                        break
+            if not self._start_called:
+                raise ProtocolError("the WSGI app returned without calling start_response")
+            if chunks:
+                self.headers_committed = True
+            if done:
+                self.close()
+            return chunks, done
+        except BaseException:
+            self.close_quietly()
+            raise
+
+    def pull(self, wanted_bytes: int) -> tuple[list[bytes], bool]:
+        """Take the next chunks, until ``wanted_bytes`` or the end of the iterable.
+
+        This bound is the backpressure: the app runs ahead of the client by at most
+        one pull.
+
+        :param wanted_bytes: stop once at least this many bytes are taken.
+        :returns: the chunks and whether the response is complete (then closed).
+        :raises Exception: whatever the app raised; the iterable is closed first.
+        """
+        iterator = self._iterator
+        assert iterator is not None, "pull() comes after first()"
+        chunks: list[bytes] = []
+        taken = 0
+        try:
+            for chunk in iterator:
+                if chunk := self._checked(chunk):
+                    chunks.append(chunk)
+                    taken += len(chunk)
+                    if taken >= wanted_bytes:
+                        return chunks, False
+            self.close()
+            return chunks, True
+        except BaseException:
+            self.close_quietly()
+            raise
+
+    def close(self) -> None:
+        """Close the iterable once (PEP 3333); later calls do nothing.
+
+        :raises Exception: whatever the iterable's ``close()`` raised.
+        """
+        if self.closed:
+            return
+        self.closed = True
+        close = getattr(self._iterable, "close", None)
+        if close is not None:
+            close()
+
+    def close_quietly(self) -> None:
+        """Close the iterable, logging (not raising) what its ``close()`` raises.
+
+        Used while another error or a disconnect is already on its way out.
+        """
+        try:
+            self.close()
+        except Exception:
+            logger.exception("the WSGI response iterable's close() raised")

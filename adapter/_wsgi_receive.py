@@ -1,0 +1,178 @@
+"""The event-loop half of WsgiToAsgi's I/O: ``receive()`` for the body, and the disconnect watch.
+
+Two parties may want ``receive()`` during one request: ``wsgi.input`` reads (hopping
+from the app's worker thread) and, while a response streams, a watcher task that must
+notice ``http.disconnect``.  ASGI lets only one of them await ``receive()`` at a time,
+so they share a lock, and a body message the watcher happens to receive is kept (one
+message at most: that bounds the read-ahead) until a read takes it.  Until the response
+streams there is no watcher and no lock: a read simply awaits ``receive()``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import anyio
+import anyio.abc
+
+from adapter._types import Message, Receive, Send
+from adapter.exceptions import ClientDisconnected
+
+__all__ = ["BodyReceiver"]
+
+logger = logging.getLogger("adapter")
+
+
+def _disconnected() -> ClientDisconnected:
+    return ClientDisconnected("the client disconnected before the request body was complete")
+
+
+class BodyReceiver:
+    """The per-request state shared by body reads, the disconnect watcher and sends.
+
+    :param receive: the ASGI ``receive`` callable.
+    :param send: the ASGI ``send`` callable.
+    """
+
+    __slots__ = (
+        "_kept",
+        "_kept_taken",
+        "_lock",
+        "_receive",
+        "_send",
+        "_send_scope",
+        "body_complete",
+        "client_gone",
+    )
+
+    def __init__(self, receive: Receive, send: Send) -> None:
+        self._receive = receive
+        self._send = send
+        self._lock: anyio.Lock | None = None
+        self._kept: Message | None = None
+        self._kept_taken: anyio.Event | None = None
+        self._send_scope: anyio.CancelScope | None = None
+        self.body_complete = False
+        self.client_gone = False
+
+    async def receive_body(self, wanted: int) -> tuple[bytes, bool]:
+        """Await body messages until ``wanted`` bytes arrived or the body ended.
+
+        :param wanted: stop once at least this many bytes arrived.
+        :returns: the bytes and whether more body follows.
+        :raises ClientDisconnected: when ``http.disconnect`` comes before the last body
+            message.
+        :raises RuntimeError: when the server sends a message of another type.
+        """
+        if self.body_complete:
+            return b"", False
+        if self.client_gone:
+            raise _disconnected()
+        if self._lock is None:
+            return await self._collect(wanted)
+        async with self._lock:
+            return await self._collect(wanted)
+
+    async def _collect(self, wanted: int) -> tuple[bytes, bool]:
+        pieces: list[bytes] = []
+        received = 0
+        while not self.body_complete:
+            if self._kept is not None:
+                message, self._kept = self._kept, None
+                assert self._kept_taken is not None
+                self._kept_taken.set()
+            else:
+                message = await self._receive()
+            kind = message["type"]
+            if kind == "http.request":
+                body = message.get("body", b"")
+                if not message.get("more_body", False):
+                    self.body_complete = True
+                if body:
+                    pieces.append(body)
+                    received += len(body)
+                    if received >= wanted:
+                        break
+            elif kind == "http.disconnect":
+                self._client_left()
+                raise _disconnected()
+            else:
+                raise RuntimeError(
+                    f"the ASGI server sent {kind!r} while the request body was being read; "
+                    "expected 'http.request' or 'http.disconnect'"
+                )
+        body = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        return body, not self.body_complete
+
+    def start_watching(self, task_group: anyio.abc.TaskGroup) -> None:
+        """Start watching ``receive()`` for ``http.disconnect`` in ``task_group``.
+
+        :param task_group: whose cancellation ends the watch.
+        """
+        self._lock = anyio.Lock()
+        task_group.start_soon(self._watch_for_disconnect)
+
+    async def _watch_for_disconnect(self) -> None:
+        lock = self._lock
+        assert lock is not None
+        while not self._body_settled():
+            async with lock:
+                if self._body_settled():
+                    break
+                if self._kept is None:
+                    message = await self._receive()
+                    if message["type"] == "http.disconnect":
+                        self._client_left()
+                        return
+                    self._kept = message
+                    self._kept_taken = anyio.Event()
+                taken = self._kept_taken
+            # Hold at most one message: wait until a read has taken it.
+            assert taken is not None
+            await taken.wait()
+        # ASGI: once the body is complete, the next message can only be http.disconnect.
+        while not self.client_gone:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                self._client_left()
+
+    def _body_settled(self) -> bool:
+        # A method, not an expression, because both flags change while we await.
+        return self.body_complete or self.client_gone
+
+    def _client_left(self) -> None:
+        self.client_gone = True
+        if self._send_scope is not None:
+            self._send_scope.cancel()
+
+    async def send_message(self, message: Message) -> bool:
+        """Send ``message`` unless the client is gone; False when it is (or goes).
+
+        A ``send()`` that raises :class:`OSError`, or that is still waiting when the
+        watcher sees ``http.disconnect``, means the client left.
+        """
+        if self.client_gone:
+            return False
+        try:
+            if self._lock is None:
+                await self._send(message)
+            else:
+                with anyio.CancelScope() as scope:
+                    self._send_scope = scope
+                    try:
+                        await self._send(message)
+                    finally:
+                        self._send_scope = None
+                if scope.cancel_called:
+                    return False
+        except OSError as exc:
+            logger.debug("send() failed, the client is gone: %r", exc)
+            self._client_left()
+            return False
+        return True
+
+    async def send_body(self, body: bytes, *, more_body: bool) -> bool:
+        """Send an ``http.response.body`` message; False when the client is gone."""
+        return await self.send_message(
+            {"type": "http.response.body", "body": body, "more_body": more_body}
+        )

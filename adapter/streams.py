@@ -1,0 +1,253 @@
+"""The byte streams a WSGI app sees: ``wsgi.input``, ``wsgi.errors``, ``wsgi.file_wrapper``.
+
+:class:`RequestBody` is ``wsgi.input``: a read-only file over the request body that
+pulls more of it only when a read needs it, through a ``fetch`` callable.
+:class:`adapter.WsgiToAsgi` passes a ``fetch`` that hops to the event loop and awaits
+``receive()``; the class itself knows nothing of threads or loops, so its file
+semantics are tested against :class:`io.BytesIO` directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from adapter.exceptions import ClientDisconnected
+
+__all__ = [
+    "READ_AHEAD_BYTES",
+    "FileWrapper",
+    "LoggerStream",
+    "RequestBody",
+    "RequestBodyTooLarge",
+]
+
+logger = logging.getLogger("adapter")
+
+READ_AHEAD_BYTES = 256 * 1024
+"""The most body bytes one ``fetch`` is asked for: the bound on read-ahead."""
+
+Fetch = Callable[[int], tuple[bytes, bool]]
+"""``fetch(wanted)`` returns ``(body bytes, more_body)``; it may return fewer or more
+bytes than ``wanted`` (whole ASGI messages) and raises :class:`ClientDisconnected`."""
+
+
+class RequestBodyTooLarge(OSError):
+    """The request body grew past ``max_request_body``.
+
+    Raised by :class:`RequestBody` reads in an app served by
+    :class:`adapter.WsgiToAsgi` when a body without ``Content-Length`` grows past the
+    limit.  If the app lets it propagate, the client gets a 413.
+    """
+
+
+class RequestBody:
+    """``wsgi.input``: the request body as a read-only binary file, streamed on demand.
+
+    Every read method behaves as :class:`io.BytesIO`'s does over the whole body
+    (``read(n)`` returns exactly ``n`` bytes until the body ends), however the body
+    was split into messages.  Bytes are fetched only when a read needs them, at most
+    :data:`READ_AHEAD_BYTES` (or one message) past what it needs.
+
+    :param fetch: pulls the next piece of body; see :data:`Fetch`.
+    :param max_body: raise :class:`RequestBodyTooLarge` once more bytes than this
+        arrived; ``None`` for no limit.
+    """
+
+    __slots__ = ("_buffer", "_disconnected", "_eof", "_fetch", "_max_body", "_received")
+
+    def __init__(self, fetch: Fetch, max_body: int | None = None) -> None:
+        self._fetch = fetch
+        self._max_body = max_body
+        self._buffer = bytearray()
+        self._eof = False
+        self._disconnected = False
+        self._received = 0
+
+    def _fill(self, wanted: int) -> bool:
+        """Append more body to the buffer; False once the body has ended."""
+        if self._eof:
+            return False
+        if self._disconnected:
+            raise ClientDisconnected("the client disconnected before the request body was complete")
+        try:
+            data, more_body = self._fetch(min(max(wanted, 1), READ_AHEAD_BYTES))
+        except ClientDisconnected:
+            self._disconnected = True
+            raise
+        self._received += len(data)
+        if self._max_body is not None and self._received > self._max_body:
+            self._eof = True
+            self._buffer.clear()
+            raise RequestBodyTooLarge(
+                f"the request body is larger than max_request_body ({self._max_body} bytes)"
+            )
+        self._buffer += data
+        if not more_body:
+            self._eof = True
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Read ``size`` bytes, or to the end of the body when ``size`` is negative or None.
+
+        :param size: how many bytes; fewer only at the end of the body.
+        :raises ClientDisconnected: the client went away before the body was complete.
+        :raises RequestBodyTooLarge: the body grew past ``max_request_body``.
+        """
+        buffer = self._buffer
+        if size is None or size < 0:
+            while self._fill(READ_AHEAD_BYTES):
+                pass
+            data = bytes(buffer)
+            buffer.clear()
+            return data
+        while len(buffer) < size and self._fill(size - len(buffer)):
+            pass
+        data = bytes(buffer[:size])
+        del buffer[:size]
+        return data
+
+    def readline(self, size: int | None = -1) -> bytes:
+        """Read one line, ending with ``b"\\n"``, of at most ``size`` bytes when given.
+
+        :param size: the most bytes to return; negative or None for no limit.
+        :raises ClientDisconnected: the client went away before the body was complete.
+        :raises RequestBodyTooLarge: the body grew past ``max_request_body``.
+        """
+        limit = None if size is None or size < 0 else size
+        buffer = self._buffer
+        searched = 0
+        while True:
+            newline = buffer.find(b"\n", searched, limit)
+            if newline >= 0:
+                end = newline + 1
+                break
+            if limit is not None and len(buffer) >= limit:
+                end = limit
+                break
+            searched = len(buffer)
+            if not self._fill(1):
+                end = len(buffer) if limit is None else min(limit, len(buffer))
+                break
+        line = bytes(buffer[:end])
+        del buffer[:end]
+        return line
+
+    def readlines(self, hint: int | None = -1) -> list[bytes]:
+        """Read lines until the body ends or, with a positive ``hint``, ``hint`` bytes are read.
+
+        :param hint: stop once the lines so far total at least this many bytes.
+        :raises ClientDisconnected: the client went away before the body was complete.
+        :raises RequestBodyTooLarge: the body grew past ``max_request_body``.
+        """
+        lines: list[bytes] = []
+        total = 0
+        while line := self.readline():
+            lines.append(line)
+            total += len(line)
+            if hint is not None and 0 < hint <= total:
+                break
+        return lines
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+    def readable(self) -> bool:
+        """Always true: ``wsgi.input`` is a readable stream."""
+        return True
+
+    def close(self) -> None:
+        """Do nothing: the server owns the body (PEP 3333 forbids the app closing it)."""
+
+
+class LoggerStream:
+    """``wsgi.errors``: text written here goes to the ``adapter`` logger, one record a line.
+
+    PEP 3333 asks for a text file the server logs; partial lines are held until their
+    newline or :meth:`flush`.
+    """
+
+    __slots__ = ("_partial",)
+
+    def __init__(self) -> None:
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        """Log each complete line of ``text`` at ERROR level; keep the rest.
+
+        :param text: what the app writes.
+        """
+        *lines, self._partial = (self._partial + text).split("\n")
+        for line in lines:
+            logger.error("%s", line)
+        return len(text)
+
+    def writelines(self, lines: Any) -> None:
+        """Write each of ``lines``.
+
+        :param lines: an iterable of str.
+        """
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        """Log a pending partial line."""
+        if self._partial:
+            partial, self._partial = self._partial, ""
+            logger.error("%s", partial)
+
+
+class FileWrapper:
+    """``wsgi.file_wrapper``: a file returned as the response body.
+
+    Iterating reads ``block_size`` bytes at a time; :meth:`close` closes the file.
+    :class:`adapter.WsgiToAsgi` sends the file through the ASGI
+    ``http.response.pathsend`` extension instead when the server offers it and
+    :meth:`sendable_path` finds the file on disk.
+
+    :param filelike: a binary file object (``read(n)``; ``close()`` optional).
+    :param block_size: how many bytes each iteration reads.
+    """
+
+    __slots__ = ("block_size", "filelike")
+
+    def __init__(self, filelike: Any, block_size: int = 8192) -> None:
+        self.filelike = filelike
+        self.block_size = block_size
+
+    def __iter__(self) -> Iterator[bytes]:
+        read = self.filelike.read
+        block_size = self.block_size
+        while data := read(block_size):
+            yield data
+
+    def close(self) -> None:
+        """Close the file, if it can be closed (PEP 3333)."""
+        close = getattr(self.filelike, "close", None)
+        if close is not None:
+            close()
+
+    def sendable_path(self) -> str | None:
+        """The absolute path to send the whole file by, or None when it can not be.
+
+        Only a regular file at its start qualifies: a file the app already read from
+        (or a pipe or an in-memory buffer) streams in blocks instead.  This stats the
+        file, so it runs in the worker thread.
+        """
+        name = getattr(self.filelike, "name", None)
+        if not isinstance(name, str):
+            return None
+        try:
+            if self.filelike.tell() != 0 or not os.path.isfile(name):
+                return None
+        except (OSError, ValueError, AttributeError):
+            return None
+        return os.path.abspath(name)
