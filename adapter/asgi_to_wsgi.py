@@ -1,23 +1,99 @@
-"""AsgiToWsgi: an ASGI application served by a WSGI server.  (Being written: issue 3.)"""
+"""AsgiToWsgi: an ASGI application served by a WSGI server.
+
+Each WSGI request runs the ASGI app as a task on the process-wide loop of
+:mod:`adapter.loop` (one thread per process, shared by every instance, started by the
+first request and anew in a forked child); :mod:`adapter._asgi_responder` serves the
+request, :mod:`adapter._asgi_lifespan` runs the lifespan protocol, and
+:mod:`adapter.scope` translates the environ.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import atexit
+import logging
+import weakref
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from adapter._asgi_lifespan import Lifespan
+from adapter._asgi_responder import AsgiToWsgiResponder
 from adapter._types import ASGIApp, Environ, StartResponse
+from adapter.loop import get_loop
+from adapter.scope import build_scope
+
+__all__ = ["AsgiToWsgi"]
+
+logger = logging.getLogger("adapter")
+
+_open_instances: weakref.WeakSet[AsgiToWsgi] = weakref.WeakSet()
 
 
 class AsgiToWsgi:
-    """Placeholder until issue 3 lands."""
+    """A PEP 3333 application that serves an ASGI 3 application.
+
+    ::
+
+        application = AsgiToWsgi(fastapi_app)     # then: gunicorn module:application
+
+    Building an instance starts nothing; the first request starts the shared event loop
+    thread (if no other instance has) and the app's lifespan startup.
+
+    :param asgi_app: the ASGI 3 application.
+    :param backend: the anyio backend to run it on, ``"asyncio"`` or ``"trio"``.
+    :param lifespan: ``"auto"`` (run lifespan; carry on if the app does not support
+        it), ``"on"`` (a failed startup fails every request with
+        :class:`adapter._asgi_lifespan.LifespanFailed`) or ``"off"``.
+    :param backend_options: passed to :func:`anyio.run` for the shared loop, e.g.
+        ``{"use_uvloop": True}`` for uvloop on asyncio (ignored, with a warning, when
+        uvloop is not installed).  Instances with the same backend and options share
+        one loop.
+    :raises ValueError: for an unknown ``backend`` or ``lifespan``.
+    """
 
     def __init__(
-        self, asgi_app: ASGIApp, *, backend: str = "asyncio", lifespan: str = "auto", **_: Any
+        self,
+        asgi_app: ASGIApp,
+        *,
+        backend: str = "asyncio",
+        lifespan: str = "auto",
+        backend_options: Mapping[str, Any] | None = None,
     ) -> None:
+        if backend not in ("asyncio", "trio"):
+            raise ValueError(f"unknown backend {backend!r}: use 'asyncio' or 'trio'")
         self.asgi_app = asgi_app
+        self.backend = backend
+        self.backend_options = dict(backend_options or {})
+        self._lifespan = Lifespan(asgi_app, lifespan)
+        _open_instances.add(self)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        raise NotImplementedError("AsgiToWsgi is being written (issue 3)")
+        """Serve one request (PEP 3333).
+
+        :param environ: the request environ.
+        :param start_response: the server's ``start_response``.
+        :raises LifespanFailed: if lifespan startup failed (see ``lifespan``).
+        """
+        loop = get_loop(self.backend, self.backend_options)
+        self._lifespan.ensure_started(loop)
+        scope = build_scope(environ, state=self._lifespan.state)
+        return AsgiToWsgiResponder(self.asgi_app, scope, environ, loop).respond(start_response)
 
     def close(self) -> None:
-        """Run lifespan shutdown."""
+        """Run lifespan shutdown, if startup ran in this process; once.
+
+        Also done at interpreter exit for every instance not closed before.
+
+        :raises LifespanFailed: if shutdown failed with ``lifespan="on"``.
+        :raises RuntimeError: if called on the event loop thread itself.
+        """
+        _open_instances.discard(self)
+        self._lifespan.shutdown()
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    for instance in list(_open_instances):
+        try:
+            instance.close()
+        except Exception:  # one broken app must not keep the others from shutting down
+            logger.exception("closing %r at exit failed", instance)

@@ -1,0 +1,356 @@
+"""One WSGI request served by an ASGI app: the per-request responder of AsgiToWsgi.
+
+Two threads share a responder, and each attribute belongs to one of them:
+
+- the WSGI server's request thread calls :meth:`AsgiToWsgiResponder.respond`, then
+  iterates and closes the :class:`ResponseBody` it returns.  It never blocks in a plain
+  wait: every wait goes through :meth:`_wait`, i.e. the request's
+  :class:`adapter._outer.ThreadMailbox`, so it runs work the app posts to it meanwhile
+  (request body reads here, and thread-sensitive ``sync_to_async`` calls);
+- the shared loop thread runs the app's task (:meth:`_run_app`, ``receive``, ``send``)
+  and the ``_loop_*`` callbacks the request thread schedules.
+
+Hand-offs per request are counted, because they are the cost: one hop to the loop to
+start the task (with a small body already read), one hop back carrying the response
+start and the first body message together.  A streamed response costs one round trip
+per chunk, and that round trip is the backpressure: ``send()`` returns only once the
+server has asked for the next chunk, so at most one chunk is ever in flight.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+from collections.abc import Iterator
+from typing import Any, TypeVar
+
+import anyio
+
+from adapter._outer import MailboxClosed, ThreadMailbox, current_mailbox
+from adapter._types import ASGIApp, Environ, Message, Scope, StartResponse
+from adapter.exceptions import ProtocolError
+from adapter.loop import SharedLoop
+from adapter.scope import content_length, status_line, wsgi_headers
+
+__all__ = ["BODY_PIECE_SIZE", "AsgiToWsgiResponder", "ClientGone", "ResponseBody"]
+
+logger = logging.getLogger("adapter")
+
+T = TypeVar("T")
+
+BODY_PIECE_SIZE = 64 * 1024
+"""Bytes read from ``wsgi.input`` per ``http.request`` message (the memory bound)."""
+
+DISCONNECT_GRACE = 1.0
+"""Seconds an app gets to end by itself once the client is gone, before cancellation."""
+
+_Chunk = tuple[bytes, bool]  # a body message: (body, more_body)
+_ERROR_BODY = b"Internal Server Error"
+
+
+class ClientGone(OSError):
+    """Raised by ``send()`` in the ASGI app once the WSGI server closed the response.
+
+    ASGI HTTP spec 2.4: send() on a closed connection raises an :class:`OSError`.
+    """
+
+
+class _RequestBody:
+    """``wsgi.input`` read in bounded pieces, in the request thread only."""
+
+    def __init__(self, environ: Environ) -> None:
+        self._input = environ.get("wsgi.input")
+        length = content_length(environ)
+        if length is None:
+            # PEP 3333: without CONTENT_LENGTH the app must not read past it, unless the
+            # server says the stream ends at the body's end (wsgi.input_terminated,
+            # e.g. chunked uploads, which must arrive whole).
+            self.left: int | None = None if environ.get("wsgi.input_terminated") else 0
+        else:
+            self.left = length
+
+    def read_piece(self) -> _Chunk:
+        """The next piece and whether more follows; raises OSError if the body is cut."""
+        if self.left == 0 or self._input is None:
+            return b"", False
+        wanted = BODY_PIECE_SIZE if self.left is None else min(BODY_PIECE_SIZE, self.left)
+        parts: list[bytes] = []
+        got = 0
+        while got < wanted:  # a file's read(n) may return less than n before the end
+            data = self._input.read(wanted - got)
+            if not data:
+                break
+            parts.append(data)
+            got += len(data)
+        piece = b"".join(parts)
+        if self.left is None:
+            return piece, got == wanted
+        if got < wanted:
+            raise OSError("the client sent less than CONTENT_LENGTH bytes")
+        self.left -= got
+        return piece, self.left > 0
+
+
+class AsgiToWsgiResponder:
+    """Serves one WSGI request by running the ASGI app as a task on the shared loop.
+
+    :param app: the ASGI application.
+    :param scope: the request's HTTP scope.
+    :param environ: the request's PEP 3333 environ (for ``wsgi.input``).
+    :param loop: the shared loop to run the app on.
+    """
+
+    def __init__(self, app: ASGIApp, scope: Scope, environ: Environ, loop: SharedLoop) -> None:
+        self._app = app
+        self._scope = scope
+        self._loop = loop
+        # Request thread only.
+        self._body = _RequestBody(environ)
+        self._mailbox = ThreadMailbox()
+        self._response_complete_seen = False
+        self._closed = False
+        # Loop thread only (the futures below are how results cross back).
+        self._wanted: concurrent.futures.Future[_Chunk] | None = None
+        self._change: anyio.Event | None = None
+        self._start: tuple[str, list[tuple[str, str]]] | None = None
+        self._piece: _Chunk | None = None
+        self._piece_requested = False
+        self._request_complete = False
+        self._response_complete = False
+        self._client_gone = False
+        self._task_done = False
+        self._cancel_scope: anyio.CancelScope | None = None
+        self._task_outcome: concurrent.futures.Future[BaseException | None] = (
+            concurrent.futures.Future()
+        )
+
+    # ---- request thread -------------------------------------------------------------
+
+    def _wait(self, future: concurrent.futures.Future[T]) -> T:
+        # The one place the request thread blocks (issue 4 point 6): through the
+        # mailbox, so work the app posts to this thread runs while it waits.
+        return self._mailbox.wait(future)
+
+    def respond(self, start_response: StartResponse) -> ResponseBody | list[bytes]:
+        """Start the app, wait for its response start and first body message.
+
+        :param start_response: the server's PEP 3333 ``start_response``.
+        :raises OSError: never for the app's errors before the response starts (those
+            become a 500); only what ``start_response`` itself raises.
+        """
+        if self._body.left is not None and self._body.left <= BODY_PIECE_SIZE:
+            # A small body travels with the task start: no hop back for receive().
+            try:
+                self._piece = self._body.read_piece()
+            except OSError:
+                self._client_gone = True
+        first: concurrent.futures.Future[_Chunk] = concurrent.futures.Future()
+        self._wanted = first
+        self._loop.spawn_soon(self._run_app)
+        try:
+            body, more = self._wait(first)
+        except Exception as exc:
+            # Before the response started: a clean 500, the traceback in the log.
+            logger.error("Exception in ASGI application before the response started", exc_info=exc)
+            self._finish(complete=True)
+            start_response(
+                "500 Internal Server Error",
+                [
+                    ("Content-Type", "text/plain; charset=utf-8"),
+                    ("Content-Length", str(len(_ERROR_BODY))),
+                ],
+            )
+            return [_ERROR_BODY]
+        except BaseException:
+            self._finish(complete=False)
+            raise
+        assert self._start is not None  # set on the loop before `first` completed
+        self._response_complete_seen = not more
+        try:
+            start_response(*self._start)
+        except BaseException:
+            self._finish(complete=False)
+            raise
+        return ResponseBody(self, body, more)
+
+    def next_chunk(self) -> _Chunk:
+        """Ask the app for its next body message and wait for it (request thread)."""
+        wanted: concurrent.futures.Future[_Chunk] = concurrent.futures.Future()
+        self._loop.call_soon_threadsafe(self._loop_want, wanted)
+        chunk = self._wait(wanted)
+        self._response_complete_seen = not chunk[1]
+        return chunk
+
+    def _finish(self, complete: bool) -> None:
+        """Let the app's task end, wait for it, and re-raise what it raised late."""
+        if self._closed:
+            return
+        self._closed = True
+        gone = not (complete and self._response_complete_seen)
+        if gone:
+            self._loop.call_soon_threadsafe(self._loop_client_gone)
+        try:
+            late_error = self._wait(self._task_outcome)
+        finally:
+            self._mailbox.close()
+        if late_error is not None:
+            if gone:
+                logger.debug("the ASGI app ended with %r after the client went", late_error)
+            else:
+                raise late_error
+
+    def _read_piece(self) -> None:
+        # Posted by receive() to run here, in the request thread: wsgi.input belongs
+        # to the thread the WSGI server called us in.
+        try:
+            piece: _Chunk | None = self._body.read_piece()
+        except OSError:
+            piece = None
+        self._loop.call_soon_threadsafe(self._loop_piece_arrived, piece)
+
+    # ---- loop thread: callbacks -----------------------------------------------------
+
+    def _wake(self) -> None:
+        if self._change is not None:
+            self._change.set()
+            self._change = None
+
+    async def _changed(self) -> None:
+        if self._change is None:
+            self._change = anyio.Event()
+        await self._change.wait()
+
+    def _loop_want(self, wanted: concurrent.futures.Future[_Chunk]) -> None:
+        if self._task_done:
+            wanted.set_result((b"", False))  # the app returned mid-stream: end it there
+        else:
+            self._wanted = wanted
+            self._wake()
+
+    def _loop_piece_arrived(self, piece: _Chunk | None) -> None:
+        self._piece_requested = False
+        if piece is None:
+            self._client_gone = True
+        else:
+            self._piece = piece
+        self._wake()
+
+    def _loop_client_gone(self) -> None:
+        self._client_gone = True
+        self._wake()
+        if self._cancel_scope is not None and not self._task_done:
+            self._cancel_scope.deadline = min(
+                self._cancel_scope.deadline, anyio.current_time() + DISCONNECT_GRACE
+            )
+
+    # ---- loop thread: the app's task ------------------------------------------------
+
+    async def _run_app(self) -> None:
+        current_mailbox.set(self._mailbox)
+        error: BaseException | None = None
+        try:
+            with anyio.CancelScope() as self._cancel_scope:
+                await self._app(self._scope, self._receive, self._send)
+        except BaseException as exc:
+            error = exc
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            self._end_task(error)
+
+    def _end_task(self, error: BaseException | None) -> None:
+        self._task_done = True
+        self._wake()
+        wanted, self._wanted = self._wanted, None
+        if wanted is not None:
+            if error is not None and not self._client_gone:
+                wanted.set_exception(error)
+                error = None  # reported through the response; not again at close()
+            elif self._start is None:
+                wanted.set_exception(
+                    ProtocolError("the ASGI app returned without sending 'http.response.start'")
+                )
+            else:
+                wanted.set_result((b"", False))
+        self._task_outcome.set_result(error)
+
+    async def _receive(self) -> Message:
+        while True:
+            if self._piece is not None and not self._client_gone:
+                body, more = self._piece
+                self._piece = None
+                self._request_complete = not more
+                return {"type": "http.request", "body": body, "more_body": more}
+            if self._client_gone or (self._request_complete and self._response_complete):
+                # ASGI spec: receive() after the response is sent, or once the client
+                # is gone, returns http.disconnect.
+                return {"type": "http.disconnect"}
+            if not self._request_complete and not self._piece_requested:
+                try:
+                    self._mailbox.post(self._read_piece)
+                except MailboxClosed:
+                    self._client_gone = True
+                    continue
+                self._piece_requested = True
+            await self._changed()
+
+    async def _send(self, message: Message) -> None:
+        if self._client_gone:
+            raise ClientGone("the client is gone (the WSGI server closed the response)")
+        kind = message.get("type")
+        if kind == "http.response.start":
+            if self._start is not None:
+                raise ProtocolError("the ASGI app sent 'http.response.start' twice")
+            self._start = (
+                status_line(message.get("status")),
+                wsgi_headers(message.get("headers", ())),
+            )
+        elif kind == "http.response.body":
+            await self._send_body(message)
+        else:
+            raise ProtocolError(f"unexpected ASGI message type {kind!r} for an HTTP request")
+
+    async def _send_body(self, message: Message) -> None:
+        if self._start is None:
+            raise ProtocolError(
+                "the ASGI app sent 'http.response.body' before 'http.response.start'"
+            )
+        if self._response_complete:
+            raise ProtocolError("the ASGI app sent 'http.response.body' after the last one")
+        body: Any = message.get("body", b"")
+        more = bool(message.get("more_body", False))
+        if more and not body:
+            return  # PEP 3333: empty chunks carry nothing; spare the round trip
+        while self._wanted is None:  # strict backpressure: wait until the server asks
+            await self._changed()
+            if self._client_gone:
+                raise ClientGone("the client is gone (the WSGI server closed the response)")
+        wanted, self._wanted = self._wanted, None
+        if not more:
+            self._response_complete = True
+            self._wake()
+        wanted.set_result((bytes(body), more))
+
+
+class ResponseBody:
+    """The PEP 3333 response iterable: each ASGI body message becomes one chunk."""
+
+    def __init__(self, responder: AsgiToWsgiResponder, first: bytes, more: bool) -> None:
+        self._responder = responder
+        self._pending = first
+        self._more = more
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        while not self._pending:
+            if not self._more:
+                raise StopIteration
+            self._pending, self._more = self._responder.next_chunk()
+        chunk, self._pending = self._pending, b""
+        return chunk
+
+    def close(self) -> None:
+        """PEP 3333: the server calls this however the response ends; early means gone."""
+        self._responder._finish(complete=not self._more and not self._pending)
