@@ -1,0 +1,8 @@
+"""``python -m adapter``: the command line, which lives in :mod:`adapter.cli`."""
+
+from __future__ import annotations
+
+from adapter.cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())
