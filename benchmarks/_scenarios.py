@@ -1,0 +1,259 @@
+"""The contenders and how each section measures them.
+
+A contender that cannot be measured (its adapter not written yet, a crash, a wrong
+answer) becomes a row with ``status: "unavailable"`` and the error, and the run goes on.
+Every loop here is bounded in count, and every wait in time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import statistics
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from benchmarks import _clients, _servers
+from benchmarks.apps import HELLO
+
+log = logging.getLogger("adapter.benchmarks")
+
+Row = dict[str, Any]
+CHECK_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class Target:
+    """One contender: an app on a server, started by ``command``."""
+
+    key: str
+    label: str
+    server: str
+    command: tuple[str, ...]
+    forks_worker: bool
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The conditions of one run, recorded beside its figures."""
+
+    uvicorn_loop: str
+    uvicorn_http: str
+    wrk_threads: int
+    wrk_connections: int
+    wrk_seconds: float
+    warmup_seconds: float
+    rounds: int
+    transfer_repeats: int
+    stream_bytes: int
+    upload_bytes: int
+    transfer_time_limit: float
+
+
+def _uvicorn(key: str, label: str, factory: str, settings: Settings) -> Target:
+    command = (
+        "uvicorn", "--factory", f"benchmarks.apps:{factory}",
+        "--host", "127.0.0.1", "--port", "{port}",
+        "--loop", settings.uvicorn_loop, "--http", settings.uvicorn_http,
+        "--lifespan", "off", "--no-access-log", "--log-level", "warning",
+    )  # fmt: skip
+    return Target(key, label, "uvicorn", command, forks_worker=False)
+
+
+def _gunicorn(key: str, label: str, app: str) -> Target:
+    # One sync worker: one request at a time in one process, gunicorn's default model.
+    command = (
+        "gunicorn", "--workers", "1", "--worker-class", "sync",
+        "--bind", "127.0.0.1:{port}", "--log-level", "warning",
+        "--graceful-timeout", "2", f"benchmarks.apps:{app}",
+    )  # fmt: skip
+    return Target(key, label, "gunicorn sync", command, forks_worker=True)
+
+
+def targets(settings: Settings) -> dict[str, Target]:
+    """Every contender by key; the sections pick from these."""
+    found = [
+        _uvicorn("ours", "adapter.WsgiToAsgi", "ours_wsgi_to_asgi", settings),
+        _uvicorn("a2wsgi", "a2wsgi WSGIMiddleware", "a2wsgi_wsgi_middleware", settings),
+        _uvicorn("asgiref", "asgiref WsgiToAsgi", "asgiref_wsgi_to_asgi", settings),
+        _gunicorn("gunicorn", "plain WSGI (native)", "wsgi_app"),
+        _gunicorn("ours_asgi", "adapter.AsgiToWsgi + Starlette", "ours_asgi_to_wsgi()"),
+        _gunicorn("a2wsgi_asgi", "a2wsgi ASGIMiddleware + Starlette", "a2wsgi_asgi_middleware()"),
+    ]
+    return {target.key: target for target in found}
+
+
+def _base_row(target: Target) -> Row:
+    return {
+        "key": target.key,
+        "label": target.label,
+        "server": target.server,
+        "status": "ok",
+        "error": None,
+    }
+
+
+def _unavailable(row: Row, error: BaseException | str, server: _servers.Server | None) -> Row:
+    text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    lines = text.strip().splitlines() or ["unknown"]
+    summary = lines[0]
+    tail = server.output_tail(1500) if server is not None else "\n".join(lines[1:])
+    # The last line a server printed is usually the exception that broke the app.
+    last = [line for line in tail.strip().splitlines() if line.strip()][-1:]
+    if last and "Error" in last[0] and last[0].strip() not in summary:
+        summary = f"{summary} (server: {last[0].strip()})"
+    row["status"] = "unavailable"
+    row["error"] = summary[:400]
+    if tail:
+        row["server_output"] = tail
+    log.warning("%s on %s unavailable: %s", row["label"], row["server"], row["error"])
+    return row
+
+
+def _check_hello(server: _servers.Server) -> str | None:
+    """``None`` when ``GET /`` answers the hello world, else what went wrong."""
+    try:
+        status, body = _clients.get(server.port, "/", timeout=CHECK_TIMEOUT)
+    except (OSError, _clients.TransferFailed) as error:
+        return f"check request failed: {type(error).__name__}: {error}"
+    if status != 200 or body != HELLO:
+        return f"check request answered {status} {body[:80]!r}"
+    return None
+
+
+def _memory_row(server: _servers.Server) -> Row:
+    memory = _servers.memory_kib(server.app_pid())
+    return {
+        "rss_mib": round(memory.get("VmRSS", 0) / 1024, 1),
+        "peak_rss_mib": round(memory.get("VmHWM", 0) / 1024, 1),
+    }
+
+
+def measure_rps(chosen: list[Target], settings: Settings, wrk: str | None) -> dict[str, Row]:
+    """Requests/s of ``GET /`` for each target: all servers up, rounds interleaved.
+
+    Interleaving (A B C, A B C, ...) and taking the median spreads the noise of a shared
+    machine over every contender instead of landing on whichever ran during a spike.
+    """
+    rows = {target.key: _base_row(target) for target in chosen}
+    if wrk is None:
+        for row in rows.values():
+            _unavailable(row, "wrk is not installed (apt-get install wrk)", None)
+        return rows
+    with contextlib.ExitStack() as stack:
+        live: dict[str, _servers.Server] = {}
+        for target in chosen:
+            try:
+                server = stack.enter_context(
+                    _servers.running(target.key, target.command, forks_worker=target.forks_worker)
+                )
+            except _servers.ServerFailed as error:
+                _unavailable(rows[target.key], str(error), None)
+                continue
+            problem = _check_hello(server)
+            if problem is not None:
+                _unavailable(rows[target.key], problem, server)
+                continue
+            live[target.key] = server
+        runs: dict[str, list[_clients.WrkResult]] = {key: [] for key in live}
+
+        def one_run(key: str, seconds: float) -> _clients.WrkResult | None:
+            server = live[key]
+            try:
+                return _clients.run_wrk(
+                    wrk,
+                    server.base_url + "/",
+                    threads=settings.wrk_threads,
+                    connections=settings.wrk_connections,
+                    seconds=seconds,
+                )
+            except (OSError, ValueError, subprocess.SubprocessError) as error:
+                _unavailable(rows[key], error, server)
+                return None
+
+        for key in list(live):
+            log.info("warm-up %s (%ss)", key, settings.warmup_seconds)
+            if one_run(key, settings.warmup_seconds) is None:
+                del live[key]
+        for round_index in range(settings.rounds):
+            for key in list(live):
+                result = one_run(key, settings.wrk_seconds)
+                if result is None or not live[key].alive():
+                    live.pop(key)
+                    continue
+                log.info("round %d %s: %.0f req/s", round_index + 1, key, result.requests_per_s)
+                runs[key].append(result)
+        for key, server in live.items():
+            rows[key].update(_summarise(runs[key]))
+            rows[key].update(_memory_row(server))
+            if rows[key]["non_2xx"] or rows[key]["socket_errors"]:
+                _unavailable(
+                    rows[key],
+                    f"{rows[key]['non_2xx']} non-2xx responses, "
+                    f"{rows[key]['socket_errors']} lost requests under load",
+                    server,
+                )
+    return rows
+
+
+def _summarise(results: list[_clients.WrkResult]) -> Row:
+    ordered = sorted(results, key=lambda result: result.requests_per_s)
+    middle = ordered[len(ordered) // 2]
+    return {
+        "requests_per_s": round(statistics.median(r.requests_per_s for r in results), 1),
+        "rounds_requests_per_s": [round(r.requests_per_s, 1) for r in results],
+        "latency_p50_ms": middle.latency_p50_ms,
+        "latency_p99_ms": middle.latency_p99_ms,
+        "non_2xx": sum(r.non_2xx for r in results),
+        "socket_errors": sum(r.socket_errors for r in results),
+    }
+
+
+def measure_transfer(
+    chosen: list[Target],
+    settings: Settings,
+    transfer: Callable[[int, int, float], _clients.Transfer],
+    size: int,
+) -> dict[str, Row]:
+    """Transfers of ``size`` bytes per target (median of the repeats), each target on a fresh
+    server so that the peak memory recorded is its own."""
+    rows = {target.key: _base_row(target) for target in chosen}
+    for target in chosen:
+        row = rows[target.key]
+        try:
+            with _servers.running(
+                target.key, target.command, forks_worker=target.forks_worker
+            ) as server:
+                problem = _check_hello(server)
+                if problem is not None:
+                    _unavailable(row, problem, server)
+                    continue
+                row["start_rss_mib"] = _memory_row(server)["rss_mib"]
+                log.info("%s: %d MiB through %s", transfer.__name__, size >> 20, target.key)
+                results = []
+                try:
+                    for _ in range(settings.transfer_repeats):
+                        results.append(transfer(server.port, size, settings.transfer_time_limit))
+                except (OSError, _clients.TransferFailed) as error:
+                    _unavailable(row, error, server)
+                    row.update(_memory_row(server))
+                    continue
+                row.update(_memory_row(server))
+                middle = sorted(results, key=lambda result: result.seconds)[len(results) // 2]
+                row["bytes"] = middle.nbytes
+                row["seconds"] = round(middle.seconds, 3)
+                row["mb_per_s"] = round(middle.mb_per_s, 1)
+                row["repeats_mb_per_s"] = [round(result.mb_per_s, 1) for result in results]
+                log.info("%s: %.1f MB/s, peak RSS %s MiB", target.key, middle.mb_per_s,
+                         row["peak_rss_mib"])  # fmt: skip
+        except _servers.ServerFailed as error:
+            _unavailable(row, str(error), None)
+    return rows
+
+
+def load_average() -> list[float]:
+    """The 1, 5 and 15 minute load averages: how busy the shared machine was."""
+    return [round(value, 2) for value in os.getloadavg()]

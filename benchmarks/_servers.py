@@ -1,0 +1,170 @@
+"""Servers as subprocesses on free loopback ports, measured through /proc, stopped by pid.
+
+Each server is started in its own session, so the worker processes it forks (gunicorn's)
+share its process group and are stopped with it. Memory is read from
+``/proc/PID/status`` of the process that runs the app: ``VmHWM`` is the kernel's record of
+the peak resident set, so nothing has to be polled while a transfer runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+ROOT = Path(__file__).resolve().parent.parent
+START_TIMEOUT = 30.0
+STOP_GRACE = 5.0
+
+
+class ServerFailed(RuntimeError):
+    """The server exited or did not listen in time; the message ends with its output."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _accepts(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _children(pid: int) -> list[int]:
+    """Pids whose parent is ``pid`` (read from /proc, no psutil needed)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            stat = (entry / "stat").read_text()
+            # The command name (field 2) may hold spaces; the ppid follows its ")".
+            fields = stat[stat.rindex(")") + 2 :].split()
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return sorted(found)
+
+
+def memory_kib(pid: int) -> dict[str, int]:
+    """``VmRSS`` and ``VmHWM`` (peak) of ``pid`` in KiB; empty when the process is gone."""
+    values: dict[str, int] = {}
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                values[key] = int(rest.split()[0])
+    return values
+
+
+@dataclass
+class Server:
+    """A running server: its URL, the process we started, and the one that runs the app."""
+
+    name: str
+    argv: list[str]
+    port: int
+    process: subprocess.Popen[bytes]
+    output: IO[bytes]
+    forks_worker: bool
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def app_pid(self) -> int:
+        """The pid running the app: the single worker of a pre-fork server, else the server."""
+        if self.forks_worker:
+            children = _children(self.process.pid)
+            if children:
+                return children[0]
+        return self.process.pid
+
+    def alive(self) -> bool:
+        """Whether the process we started still runs."""
+        return self.process.poll() is None
+
+    def output_tail(self, limit: int = 2000) -> str:
+        """The last ``limit`` characters the server wrote (stdout and stderr)."""
+        self.output.flush()
+        self.output.seek(0)
+        text = self.output.read().decode("utf-8", "replace")
+        return text[-limit:]
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the group of the process we started, then SIGKILL; always reaped."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(STOP_GRACE)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(STOP_GRACE)
+    # A forked worker may outlive its master for a moment; it is in the same group.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def running(name: str, command: Sequence[str], *, forks_worker: bool = False) -> Iterator[Server]:
+    """Start ``command`` (``{port}`` filled in with a free port) and yield it once it listens.
+
+    A bare executable name is taken from the running interpreter's ``bin`` directory, so
+    the servers are the ones installed beside it. The repository root is put on
+    ``PYTHONPATH`` so ``benchmarks.apps`` imports.
+
+    :param name: a label for messages.
+    :param command: the argv, with ``{port}`` where the port goes.
+    :param forks_worker: true for a pre-fork server whose single child runs the app.
+    :raises ServerFailed: when the server exits or does not listen within 30 seconds.
+    """
+    port = free_port()
+    argv = [part.replace("{port}", str(port)) for part in command]
+    local = Path(sys.executable).parent / argv[0]
+    if os.sep not in argv[0] and local.exists():
+        argv[0] = str(local)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
+    env["PYTHONUNBUFFERED"] = "1"
+    with tempfile.TemporaryFile() as output:
+        process = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        server = Server(name, argv, port, process, output, forks_worker)
+        try:
+            deadline = time.monotonic() + START_TIMEOUT
+            while not _accepts(port):
+                if process.poll() is not None:
+                    raise ServerFailed(
+                        f"{name}: exited with {process.returncode} before listening\n"
+                        + server.output_tail()
+                    )
+                if time.monotonic() > deadline:
+                    raise ServerFailed(f"{name}: not listening after {START_TIMEOUT}s")
+                time.sleep(0.05)
+            yield server
+        finally:
+            _stop(process)

@@ -1,0 +1,128 @@
+"""The applications the benchmark serves, and one factory per contender.
+
+Every contender serves the *same* WSGI app (or the same Starlette app), so a difference in
+the figures is the adapter's (or the server's). Each factory imports its adapter only
+when called, so a missing or broken adapter fails that contender alone: the server exits
+or answers 500 and the runner records the row as unavailable.
+
+Routes of :func:`wsgi_app`:
+
+- ``/``: ``Hello, world!`` with a ``Content-Length``;
+- ``/stream?size=N``: ``N`` bytes in 64 KiB chunks from a generator, with a
+  ``Content-Length`` (so no chunked framing costs the client anything);
+- ``/upload``: reads ``wsgi.input`` in 64 KiB pieces and answers the byte count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import cast
+from urllib.parse import parse_qs
+
+from adapter._types import ASGIApp, Environ, StartResponse, WSGIApp
+
+HELLO = b"Hello, world!"
+CHUNK_SIZE = 64 * 1024
+READ_PIECE = 64 * 1024
+# One chunk object, yielded again and again: the app itself holds no more than this.
+_CHUNK = b"x" * CHUNK_SIZE
+
+
+def _stream(total: int) -> Iterator[bytes]:
+    full, rest = divmod(total, CHUNK_SIZE)
+    for _ in range(full):
+        yield _CHUNK
+    if rest:
+        yield _CHUNK[:rest]
+
+
+def _count_upload(environ: Environ) -> int:
+    body = environ["wsgi.input"]
+    declared = environ.get("CONTENT_LENGTH", "")
+    # PEP 3333: an app must not read past CONTENT_LENGTH; without one, read to EOF only
+    # where the server promises wsgi.input_terminated.
+    remaining = int(declared) if declared.isdigit() else None
+    if remaining is None and not environ.get("wsgi.input_terminated"):
+        return 0
+    received = 0
+    while remaining is None or remaining > 0:
+        piece = body.read(READ_PIECE if remaining is None else min(READ_PIECE, remaining))
+        if not piece:
+            break
+        received += len(piece)
+        if remaining is not None:
+            remaining -= len(piece)
+    return received
+
+
+def wsgi_app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    """The plain PEP 3333 app every WSGI contender serves (routes in the module docstring)."""
+    path = environ.get("PATH_INFO", "")
+    if path == "/stream":
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        total = int(query.get("size", ["0"])[0])
+        start_response(
+            "200 OK",
+            [("Content-Type", "application/octet-stream"), ("Content-Length", str(total))],
+        )
+        return _stream(total)
+    answer = str(_count_upload(environ)).encode("ascii") if path == "/upload" else HELLO
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(answer)))])
+    return [answer]
+
+
+# WSGI app behind an ASGI server (uvicorn --factory).
+
+
+def ours_wsgi_to_asgi() -> ASGIApp:
+    """``adapter.WsgiToAsgi`` around :func:`wsgi_app`, with its defaults."""
+    from adapter import WsgiToAsgi
+
+    return WsgiToAsgi(wsgi_app)
+
+
+def a2wsgi_wsgi_middleware() -> ASGIApp:
+    """a2wsgi's ``WSGIMiddleware`` around :func:`wsgi_app`, with its defaults."""
+    from a2wsgi import WSGIMiddleware
+
+    return cast("ASGIApp", WSGIMiddleware(wsgi_app))  # type: ignore[arg-type]
+
+
+def asgiref_wsgi_to_asgi() -> ASGIApp:
+    """asgiref's ``WsgiToAsgi`` around :func:`wsgi_app`, with its defaults."""
+    from asgiref.wsgi import WsgiToAsgi
+
+    app: ASGIApp = WsgiToAsgi(wsgi_app)  # type: ignore[no-untyped-call]
+    return app
+
+
+# ASGI app behind a WSGI server (gunicorn 'module:factory()').
+
+
+def starlette_hello() -> ASGIApp:
+    """A Starlette hello world answering the same bytes and headers as :func:`wsgi_app`."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    async def hello(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(HELLO)
+
+    app: ASGIApp = Starlette(routes=[Route("/", hello)])
+    return app
+
+
+def ours_asgi_to_wsgi() -> WSGIApp:
+    """``adapter.AsgiToWsgi`` around :func:`starlette_hello`, with its defaults."""
+    from adapter import AsgiToWsgi
+
+    app: WSGIApp = AsgiToWsgi(starlette_hello())
+    return app
+
+
+def a2wsgi_asgi_middleware() -> WSGIApp:
+    """a2wsgi's ``ASGIMiddleware`` around :func:`starlette_hello`, with its defaults."""
+    from a2wsgi import ASGIMiddleware
+
+    return cast("WSGIApp", ASGIMiddleware(starlette_hello()))  # type: ignore[arg-type]
