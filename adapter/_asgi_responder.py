@@ -22,15 +22,19 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 from collections.abc import Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
 from adapter._outer import MailboxClosed, ThreadMailbox, current_mailbox
-from adapter._types import ASGIApp, Environ, Message, Scope, StartResponse
+from adapter._types import ASGIApp, Environ, Message, Scope
 from adapter.exceptions import ProtocolError
 from adapter.loop import SharedLoop
 from adapter.scope import content_length, status_line, wsgi_headers
+
+if TYPE_CHECKING:
+    # typeshed's protocol, so type checkers accept us wherever a WSGI app is expected.
+    from _typeshed.wsgi import StartResponse
 
 __all__ = ["BODY_PIECE_SIZE", "AsgiToWsgiResponder", "ClientGone", "ResponseBody"]
 
@@ -109,6 +113,7 @@ class AsgiToWsgiResponder:
         self._mailbox = ThreadMailbox()
         self._response_complete_seen = False
         self._closed = False
+        self._reported_error: BaseException | None = None
         # Loop thread only (the futures below are how results cross back).
         self._wanted: concurrent.futures.Future[_Chunk] | None = None
         self._change: anyio.Event | None = None
@@ -119,6 +124,7 @@ class AsgiToWsgiResponder:
         self._response_complete = False
         self._client_gone = False
         self._task_done = False
+        self._task_error: BaseException | None = None
         self._cancel_scope: anyio.CancelScope | None = None
         self._task_outcome: concurrent.futures.Future[BaseException | None] = (
             concurrent.futures.Future()
@@ -177,7 +183,11 @@ class AsgiToWsgiResponder:
         """Ask the app for its next body message and wait for it (request thread)."""
         wanted: concurrent.futures.Future[_Chunk] = concurrent.futures.Future()
         self._loop.call_soon_threadsafe(self._loop_want, wanted)
-        chunk = self._wait(wanted)
+        try:
+            chunk = self._wait(wanted)
+        except BaseException as exc:
+            self._reported_error = exc  # the server has it now; close() must not repeat it
+            raise
         self._response_complete_seen = not chunk[1]
         return chunk
 
@@ -193,7 +203,7 @@ class AsgiToWsgiResponder:
             late_error = self._wait(self._task_outcome)
         finally:
             self._mailbox.close()
-        if late_error is not None:
+        if late_error is not None and late_error is not self._reported_error:
             if gone:
                 logger.debug("the ASGI app ended with %r after the client went", late_error)
             else:
@@ -222,7 +232,10 @@ class AsgiToWsgiResponder:
 
     def _loop_want(self, wanted: concurrent.futures.Future[_Chunk]) -> None:
         if self._task_done:
-            wanted.set_result((b"", False))  # the app returned mid-stream: end it there
+            if self._task_error is not None and not self._client_gone:
+                wanted.set_exception(self._task_error)  # it failed after the last chunk
+            else:
+                wanted.set_result((b"", False))  # the app returned mid-stream: end it there
         else:
             self._wanted = wanted
             self._wake()
@@ -260,6 +273,7 @@ class AsgiToWsgiResponder:
 
     def _end_task(self, error: BaseException | None) -> None:
         self._task_done = True
+        self._task_error = error
         self._wake()
         wanted, self._wanted = self._wanted, None
         if wanted is not None:

@@ -13,13 +13,17 @@ import atexit
 import logging
 import weakref
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from adapter._asgi_lifespan import Lifespan
 from adapter._asgi_responder import AsgiToWsgiResponder
-from adapter._types import ASGIApp, Environ, StartResponse
+from adapter._types import ASGIApp, Environ
 from adapter.loop import get_loop
 from adapter.scope import build_scope
+
+if TYPE_CHECKING:
+    # typeshed's protocol, so type checkers accept us wherever a WSGI app is expected.
+    from _typeshed.wsgi import StartResponse
 
 __all__ = ["AsgiToWsgi"]
 
