@@ -126,6 +126,11 @@ class BodyReceiver:
                         return
                     self._kept = message
                     self._kept_taken = anyio.Event()
+                    if not message.get("more_body", False):
+                        # The last body message: a read takes it without receive(),
+                        # so the watch can go on at once (a GET whose app never
+                        # reads its empty body must still notice the disconnect).
+                        break
                 taken = self._kept_taken
             # Hold at most one message: wait until a read has taken it.
             assert taken is not None
