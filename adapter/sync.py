@@ -1,13 +1,293 @@
-"""sync_to_async / async_to_sync on asyncio and trio.  (Being written: issue 4.)"""
+"""``sync_to_async`` and ``async_to_sync``: asgiref's helpers, on asyncio and trio.
+
+Names, defaults and semantics are asgiref's, so moving over is a change of import:
+
+- ``sync_to_async(func)`` runs ``func`` in a thread, never on the loop.  With
+  ``thread_sensitive=True`` (the default) that thread is the outer sync thread when
+  there is one (the thread blocked in ``async_to_sync``, or the WSGI request thread of
+  :class:`adapter.AsgiToWsgi`), else one process-wide shared thread.  With
+  ``thread_sensitive=False`` calls run in parallel in worker threads, as many at once
+  as the capacity limiter allows.
+- ``async_to_sync(func)`` runs a coroutine function from sync code: on the outer event
+  loop when called from a thread working for one (a ``sync_to_async`` call, an anyio
+  or trio worker thread such as a WSGI app thread of :class:`adapter.WsgiToAsgi`),
+  else in a fresh event loop.  Meanwhile the calling thread serves its
+  :class:`~adapter._outer.ThreadMailbox`, so thread-sensitive calls made by the
+  coroutine come back to it.
+- Context variables flow into the called function and changes flow back out, in both
+  directions; exceptions keep their tracebacks.
+
+How the threads and loops are driven lives in ``adapter._sync_threads`` and
+``adapter._sync_loops``; this module only decides which thread or loop a call goes to.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import concurrent.futures
+import contextvars
+import functools
+import inspect
+import warnings
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar, overload
+
+import anyio
+
+from adapter._outer import ThreadMailbox, current_mailbox
+from adapter._sync_loops import (
+    LoopHandle,
+    ThreadCall,
+    current_loop,
+    loop_running_here,
+    outer_loop_here,
+    run_in_fresh_loop,
+)
+from adapter._sync_threads import run_in_worker, serving_mailbox, shared_mailbox
+
+__all__ = ["async_to_sync", "sync_to_async"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_MISSING = object()
 
 
-def sync_to_async(func: Any = None, *, thread_sensitive: bool = True, **_: Any) -> Any:
-    raise NotImplementedError("sync_to_async is being written (issue 4)")
+@overload
+def sync_to_async(
+    func: Callable[P, R],
+    *,
+    thread_sensitive: bool = True,
+    limiter: anyio.CapacityLimiter | None = None,
+    executor: concurrent.futures.Executor | None = None,
+    context: contextvars.Context | None = None,
+) -> Callable[P, Coroutine[Any, Any, R]]: ...
 
 
-def async_to_sync(func: Any = None, *, force_new_loop: bool = False) -> Any:
-    raise NotImplementedError("async_to_sync is being written (issue 4)")
+@overload
+def sync_to_async(
+    func: None = None,
+    *,
+    thread_sensitive: bool = True,
+    limiter: anyio.CapacityLimiter | None = None,
+    executor: concurrent.futures.Executor | None = None,
+    context: contextvars.Context | None = None,
+) -> Callable[[Callable[P, R]], Callable[P, Coroutine[Any, Any, R]]]: ...
+
+
+def sync_to_async(
+    func: Callable[P, R] | None = None,
+    *,
+    thread_sensitive: bool = True,
+    limiter: anyio.CapacityLimiter | None = None,
+    executor: concurrent.futures.Executor | None = None,
+    context: contextvars.Context | None = None,
+) -> (
+    Callable[P, Coroutine[Any, Any, R]]
+    | Callable[[Callable[P, R]], Callable[P, Coroutine[Any, Any, R]]]
+):
+    """Turn a sync function into a coroutine function that runs it in a thread.
+
+    Use it bare (``@sync_to_async``), with arguments
+    (``@sync_to_async(thread_sensitive=False)``), on functions and on methods.  The
+    result is a real coroutine function (``inspect.iscoroutinefunction`` is true) with
+    ``func``'s name and docstring.  Awaiting it works on asyncio and on trio.
+
+    :param func: the sync callable; omitted, a decorator is returned.
+    :param thread_sensitive: run in the outer sync thread if there is one, else in one
+        process-wide thread (True, the default); or in parallel worker threads (False).
+    :param limiter: for ``thread_sensitive=False``: the capacity limiter bounding how
+        many such calls run at once; anyio's default thread limiter when omitted.
+    :param executor: for ``thread_sensitive=False``, as in asgiref: run in this
+        executor instead of our workers (the limiter is then not used).
+    :param context: as in asgiref: run ``func`` in this context instead of a copy of
+        the caller's; changes are still copied back to the caller.
+    :raises TypeError: if ``func`` is a coroutine function, or ``limiter`` or
+        ``executor`` is given with ``thread_sensitive=True``, or both are given.
+    """
+
+    def decorate(sync_func: Callable[P, R]) -> Callable[P, Coroutine[Any, Any, R]]:
+        return _sync_to_async(sync_func, thread_sensitive, limiter, executor, context)
+
+    return decorate if func is None else decorate(func)
+
+
+def _sync_to_async(
+    func: Callable[P, R],
+    thread_sensitive: bool,
+    limiter: anyio.CapacityLimiter | None,
+    executor: concurrent.futures.Executor | None,
+    fixed_context: contextvars.Context | None,
+) -> Callable[P, Coroutine[Any, Any, R]]:
+    if not callable(func) or _is_async(func):
+        raise TypeError("sync_to_async can only be applied to sync functions.")
+    if thread_sensitive and (limiter is not None or executor is not None):
+        raise TypeError(
+            "limiter and executor apply to thread_sensitive=False calls only; "
+            "pass thread_sensitive=False with them"
+        )
+    if limiter is not None and executor is not None:
+        raise TypeError("pass a limiter or an executor, not both")
+
+    @functools.wraps(func)
+    async def run_in_thread(*args: P.args, **kwargs: P.kwargs) -> R:
+        loop = current_loop()
+        context = contextvars.copy_context() if fixed_context is None else fixed_context
+        call = ThreadCall(loop, context, func, args, kwargs)
+        try:
+            if thread_sensitive:
+                # The outer sync thread if there is one (asgiref semantics), else the
+                # shared thread.  A closed mailbox raises MailboxClosed here.
+                mailbox = current_mailbox.get()
+                (shared_mailbox() if mailbox is None else mailbox).post(call.run)
+                await loop.wait(call)
+            elif executor is not None:
+                executor.submit(call.run)
+                await loop.wait(call)
+            else:
+                await _run_limited(loop, call, limiter)
+        finally:
+            if call.finished:
+                _restore_context(context)
+        error = call.error
+        if error is not None:
+            # Break the cycle error -> traceback -> ThreadCall.run frame -> call.
+            call.error = None
+            raise error
+        value: R = call.value
+        return value
+
+    return run_in_thread
+
+
+async def _run_limited(
+    loop: LoopHandle, call: ThreadCall, limiter: anyio.CapacityLimiter | None
+) -> None:
+    if limiter is None:
+        limiter = loop.default_limiter()
+    try:
+        limiter.acquire_on_behalf_of_nowait(call)
+    except anyio.WouldBlock:
+        await limiter.acquire_on_behalf_of(call)
+    try:
+        run_in_worker(call.execute, call.finish)
+        await loop.wait(call)
+    finally:
+        limiter.release_on_behalf_of(call)
+
+
+@overload
+def async_to_sync(
+    func: Callable[P, Awaitable[R]],
+    *,
+    force_new_loop: bool = False,
+    backend: str | None = None,
+) -> Callable[P, R]: ...
+
+
+@overload
+def async_to_sync(
+    func: None = None,
+    *,
+    force_new_loop: bool = False,
+    backend: str | None = None,
+) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, R]]: ...
+
+
+def async_to_sync(
+    func: Callable[P, Awaitable[R]] | None = None,
+    *,
+    force_new_loop: bool = False,
+    backend: str | None = None,
+) -> Callable[P, R] | Callable[[Callable[P, Awaitable[R]]], Callable[P, R]]:
+    """Turn a coroutine function into a sync function that runs it on an event loop.
+
+    Called in a thread working for an event loop (inside a ``sync_to_async`` call, or
+    in an anyio or trio worker thread) it runs the coroutine on that loop, so the
+    loop's async resources can be used.  Called in a plain thread, it runs it in a
+    fresh event loop.  Either way the calling thread runs thread-sensitive
+    ``sync_to_async`` calls the coroutine makes, while it waits.
+
+    :param func: the coroutine function; omitted, a decorator is returned.
+    :param force_new_loop: always run in a fresh event loop, as in asgiref.
+    :param backend: the anyio backend name (``"asyncio"``, ``"trio"``) of a fresh
+        loop; by default the outer loop's when there is one, else ``"asyncio"``.
+    :raises RuntimeError: (when called) if an event loop runs in the calling thread;
+        await the coroutine function directly there.
+    """
+
+    def decorate(async_func: Callable[P, Awaitable[R]]) -> Callable[P, R]:
+        return _async_to_sync(async_func, force_new_loop, backend)
+
+    return decorate if func is None else decorate(func)
+
+
+def _async_to_sync(
+    func: Callable[P, Awaitable[R]], force_new_loop: bool, backend: str | None
+) -> Callable[P, R]:
+    if not callable(func) or not _is_async(func):
+        # As asgiref: detection of async callables has false negatives, so only warn.
+        warnings.warn("async_to_sync was passed a non-async-marked callable", stacklevel=4)
+
+    @functools.wraps(func)
+    def run_on_loop(*args: P.args, **kwargs: P.kwargs) -> R:
+        if loop_running_here():
+            raise RuntimeError(
+                "You cannot use async_to_sync in the same thread as an async event loop - "
+                "just await the async function directly."
+            )
+        outer = outer_loop_here()
+        mailbox, owned = _mailbox_for_this_thread()
+        context = contextvars.copy_context()
+        # Thread-sensitive calls made by the coroutine come back to this thread.
+        context.run(current_mailbox.set, mailbox)
+        coro_fn = functools.partial(func, *args, **kwargs)
+        try:
+            if outer is not None and not force_new_loop:
+                future = outer.submit(coro_fn, context)
+            else:
+                fresh_backend = backend or (outer.backend if outer is not None else "asyncio")
+                future = run_in_fresh_loop(fresh_backend, coro_fn, context)
+            outcome = mailbox.wait(future)
+        finally:
+            if owned:
+                mailbox.close()
+        _restore_context(outcome.context)
+        error = outcome.error
+        if error is not None:
+            outcome.error = None
+            raise error
+        value: R = outcome.value
+        return value
+
+    return run_on_loop
+
+
+def _mailbox_for_this_thread() -> tuple[ThreadMailbox, bool]:
+    """The mailbox this thread should serve while it waits, and whether we made it.
+
+    Reusing the mailbox the thread already serves (the request thread's inside
+    AsgiToWsgi, or the shared thread's) means that a nested wait still runs the work
+    posted to the outer one, so nesting never deadlocks on this thread.
+    """
+    mailbox = current_mailbox.get()
+    if mailbox is not None and not mailbox.closed and mailbox.is_owned_by_current_thread():
+        return mailbox, False
+    mailbox = serving_mailbox()
+    if mailbox is not None:
+        return mailbox, False
+    return ThreadMailbox(), True
+
+
+def _restore_context(changed: contextvars.Context) -> None:
+    """Copy the variables that ``changed`` holds differently into the current context."""
+    for variable, value in changed.items():
+        if variable is current_mailbox:
+            continue  # which mailbox serves a call is ours to set, never carried back
+        if variable.get(_MISSING) is not value:
+            variable.set(value)
+
+
+def _is_async(func: object) -> bool:
+    return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
+        getattr(func, "__call__", None)  # noqa: B004 (a callable object's own method)
+    )

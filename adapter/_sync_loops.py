@@ -1,0 +1,378 @@
+"""Event loops seen from other threads: asyncio and trio behind one small interface.
+
+``sync_to_async`` hands a call to a thread and must be woken on its loop when the call
+is done; ``async_to_sync`` hands a coroutine to a loop (the outer one, or a fresh one)
+and waits for it in a sync thread.  Both need the same few operations, written once per
+backend here so that ``adapter.sync`` reads the same on asyncio and on trio:
+
+- :func:`current_loop` (on the loop's thread) names the running loop;
+- :class:`ThreadCall` is one sync call made from a loop, run by another thread;
+- ``LoopHandle.submit`` starts a coroutine on the loop from another thread;
+- :func:`run_in_fresh_loop` runs a coroutine in a new loop on a pool thread.
+
+We use each backend's own thread-safe entry points (``call_soon_threadsafe``,
+``TrioToken.run_sync_soon``) rather than anyio's ``from_thread``, which blocks the
+calling thread until the loop answers: a worker must not wait for the loop just to say
+that it is done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import contextvars
+import logging
+import sys
+import threading
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.from_thread
+import anyio.to_thread
+
+from adapter._sync_threads import run_in_worker
+
+if TYPE_CHECKING:
+    import trio
+
+__all__ = [
+    "AsyncioLoop",
+    "LoopHandle",
+    "Outcome",
+    "ThreadCall",
+    "TrioLoop",
+    "current_loop",
+    "loop_running_here",
+    "outer_loop_here",
+    "run_in_fresh_loop",
+]
+
+logger = logging.getLogger("adapter")
+
+CoroutineFunction = Callable[[], Awaitable[Any]]
+
+# The loop whose sync_to_async call this thread is running, set for the length of the
+# call (and restored after, so nested calls in a mailbox thread each see their own).
+_local = threading.local()
+# asyncio keeps only weak references to tasks; these are ours until they finish.
+_running_tasks: set[asyncio.Task[None]] = set()
+_default_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter]
+_default_limiters = weakref.WeakKeyDictionary()
+
+
+class Outcome:
+    """What a coroutine run for ``async_to_sync`` left: its value or error, its context."""
+
+    __slots__ = ("context", "error", "value")
+
+    def __init__(
+        self, value: Any, error: BaseException | None, context: contextvars.Context
+    ) -> None:
+        self.value = value
+        self.error = error
+        self.context = context
+
+
+async def capture(coro_fn: CoroutineFunction) -> Outcome:
+    """Await ``coro_fn()`` and keep what it left, including the context it changed."""
+    try:
+        value = await coro_fn()
+    except BaseException as exc:
+        # Everything, cancellation included, is handed to the sync caller to raise.
+        return Outcome(None, exc, contextvars.copy_context())
+    return Outcome(value, None, contextvars.copy_context())
+
+
+class ThreadCall:
+    """One sync call made from a loop, run by another thread, awaited on the loop."""
+
+    __slots__ = (
+        "_claim",
+        "args",
+        "context",
+        "error",
+        "finished",
+        "func",
+        "kwargs",
+        "loop",
+        "value",
+        "waiter",
+    )
+
+    def __init__(
+        self,
+        loop: LoopHandle,
+        context: contextvars.Context,
+        func: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> None:
+        self.loop = loop
+        self.context = context
+        self.func = func
+        self.args = args
+        self.kwargs = kwargs
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.finished = False
+        self.waiter: Any = loop.new_waiter()
+        # Whoever takes it first decides: the thread (the call runs) or a cancelled
+        # caller (the call never runs).
+        self._claim = threading.Lock()
+
+    def run(self) -> None:
+        """Run the call in this thread, then wake its loop.  Called by the thread."""
+        if self.execute():
+            self.finish()
+
+    def execute(self) -> bool:
+        """Run the call in this thread; False if it was abandoned and did not run."""
+        if not self._claim.acquire(blocking=False):
+            return False  # abandoned by a caller cancelled before the call started
+        previous = getattr(_local, "outer_loop", None)
+        _local.outer_loop = self.loop
+        try:
+            self.value = self.context.run(self.func, *self.args, **self.kwargs)
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            _local.outer_loop = previous
+        return True
+
+    def finish(self) -> None:
+        """Wake the caller on its loop; from the thread, after :meth:`execute`."""
+        self.loop.finish_soon(self)
+
+    def abandon(self) -> bool:
+        """Make sure the call never starts; False if it already has."""
+        return self._claim.acquire(blocking=False)
+
+
+class LoopHandle:
+    """A running event loop, as other threads and :class:`ThreadCall` use it."""
+
+    __slots__ = ()
+    backend = ""
+
+    def new_waiter(self) -> Any:
+        raise NotImplementedError
+
+    def finish_soon(self, call: ThreadCall) -> None:
+        """Mark ``call`` finished and wake its caller, on the loop; from any thread."""
+        raise NotImplementedError
+
+    async def wait(self, call: ThreadCall) -> None:
+        """Wait on the loop until ``call`` is finished or abandoned on cancellation."""
+        raise NotImplementedError
+
+    def submit(
+        self, coro_fn: CoroutineFunction, context: contextvars.Context
+    ) -> concurrent.futures.Future[Outcome]:
+        """Start ``coro_fn()`` as a task on the loop, in ``context``; from another thread."""
+        raise NotImplementedError
+
+    def default_limiter(self) -> anyio.CapacityLimiter:
+        """anyio's default thread limiter of this loop; on the loop's thread."""
+        return anyio.to_thread.current_default_thread_limiter()
+
+
+class AsyncioLoop(LoopHandle):
+    __slots__ = ("loop",)
+    backend = "asyncio"
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def new_waiter(self) -> asyncio.Future[None]:
+        return self.loop.create_future()
+
+    def default_limiter(self) -> anyio.CapacityLimiter:
+        # anyio looks its limiter up through sniffio and a RunVar on every call, which
+        # costs more than a tenth of a whole call here; it is one object per loop.
+        limiter = _default_limiters.get(self.loop)
+        if limiter is None:
+            limiter = _default_limiters[self.loop] = super().default_limiter()
+        return limiter
+
+    def finish_soon(self, call: ThreadCall) -> None:
+        try:
+            self.loop.call_soon_threadsafe(_finish_asyncio, call)
+        except RuntimeError:
+            logger.warning("the event loop closed before a sync_to_async call returned")
+
+    async def wait(self, call: ThreadCall) -> None:
+        if call.finished:
+            return
+        try:
+            await call.waiter
+        except asyncio.CancelledError:
+            if call.abandon():
+                raise
+            # The thread can not be interrupted: wait for it, as anyio's to_thread does,
+            # so that the call's thread is free and its context settled before we go.
+            with anyio.CancelScope(shield=True):
+                while not call.finished:
+                    call.waiter = self.loop.create_future()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await call.waiter
+            raise
+
+    def submit(
+        self, coro_fn: CoroutineFunction, context: contextvars.Context
+    ) -> concurrent.futures.Future[Outcome]:
+        future: concurrent.futures.Future[Outcome] = concurrent.futures.Future()
+        # The callback runs in `context`, and a task copies the context it is made in.
+        self.loop.call_soon_threadsafe(self._start, coro_fn, future, context=context)
+        return future
+
+    def _start(
+        self, coro_fn: CoroutineFunction, future: concurrent.futures.Future[Outcome]
+    ) -> None:
+        task = self.loop.create_task(_settle(coro_fn, future))
+        _running_tasks.add(task)
+        task.add_done_callback(_running_tasks.discard)
+
+
+def _finish_asyncio(call: ThreadCall) -> None:
+    call.finished = True
+    if not call.waiter.done():
+        call.waiter.set_result(None)
+
+
+class TrioLoop(LoopHandle):
+    __slots__ = ("token",)
+    backend = "trio"
+
+    def __init__(self, token: trio.lowlevel.TrioToken) -> None:
+        self.token = token
+
+    def new_waiter(self) -> trio.Event:
+        import trio
+
+        return trio.Event()
+
+    def finish_soon(self, call: ThreadCall) -> None:
+        try:
+            self.token.run_sync_soon(_finish_trio, call)
+        except RuntimeError:
+            logger.warning("the trio run ended before a sync_to_async call returned")
+
+    async def wait(self, call: ThreadCall) -> None:
+        import trio
+
+        try:
+            await call.waiter.wait()
+        except trio.Cancelled:
+            if call.abandon():
+                raise
+            with trio.CancelScope(shield=True):
+                await call.waiter.wait()
+            raise
+
+    def submit(
+        self, coro_fn: CoroutineFunction, context: contextvars.Context
+    ) -> concurrent.futures.Future[Outcome]:
+        future: concurrent.futures.Future[Outcome] = concurrent.futures.Future()
+        self.token.run_sync_soon(_spawn_trio, coro_fn, future, context)
+        return future
+
+
+def _finish_trio(call: ThreadCall) -> None:
+    call.finished = True
+    call.waiter.set()
+
+
+def _spawn_trio(
+    coro_fn: CoroutineFunction,
+    future: concurrent.futures.Future[Outcome],
+    context: contextvars.Context,
+) -> None:
+    import trio
+
+    # A system task: it belongs to no nursery of the app, like a task asyncio's
+    # call_soon_threadsafe starts; `capture` keeps any error from crashing the run.
+    trio.lowlevel.spawn_system_task(_settle, coro_fn, future, context=context)
+
+
+async def _settle(coro_fn: CoroutineFunction, future: concurrent.futures.Future[Outcome]) -> None:
+    future.set_result(await capture(coro_fn))
+
+
+def current_loop() -> LoopHandle:
+    """The loop running in this thread.
+
+    :raises RuntimeError: if no asyncio or trio loop runs in this thread.
+    """
+    loop = asyncio._get_running_loop()
+    if loop is not None:
+        return AsyncioLoop(loop)
+    trio_module = sys.modules.get("trio")
+    if trio_module is not None and trio_module.lowlevel.in_trio_run():
+        return TrioLoop(trio_module.lowlevel.current_trio_token())
+    raise RuntimeError("sync_to_async() must be awaited in an asyncio or trio event loop")
+
+
+def loop_running_here() -> bool:
+    """True when an asyncio or trio loop runs in this thread."""
+    if asyncio._get_running_loop() is not None:
+        return True
+    trio_module = sys.modules.get("trio")
+    return trio_module is not None and bool(trio_module.lowlevel.in_trio_run())
+
+
+def outer_loop_here() -> LoopHandle | None:
+    """The loop this thread is doing a sync call for, or None in a plain thread.
+
+    That is the loop of the ``sync_to_async`` call this thread runs, or, in a worker
+    thread of anyio or trio (``anyio.to_thread.run_sync``, as ``WsgiToAsgi`` runs WSGI
+    apps), the loop that started the thread.
+    """
+    handle: LoopHandle | None = getattr(_local, "outer_loop", None)
+    if handle is not None:
+        return handle
+    try:
+        return anyio.from_thread.run_sync(current_loop)
+    except RuntimeError:
+        pass  # not an anyio worker thread
+    trio_module = sys.modules.get("trio")
+    if trio_module is not None:
+        # RuntimeError: not a trio worker thread either.
+        with contextlib.suppress(RuntimeError):
+            handle = trio_module.from_thread.run_sync(current_loop)
+    return handle
+
+
+def run_in_fresh_loop(
+    backend: str, coro_fn: CoroutineFunction, context: contextvars.Context
+) -> concurrent.futures.Future[Outcome]:
+    """Run ``coro_fn()`` in a new ``backend`` loop on a pool thread, in ``context``.
+
+    The future is resolved once the loop has closed, so that leftover tasks have been
+    cancelled and async generators finalised by the time the caller goes on (as
+    ``asyncio.run`` promises).
+    """
+    future: concurrent.futures.Future[Outcome] = concurrent.futures.Future()
+
+    def host() -> None:
+        try:
+            outcome = context.run(_run_loop, backend, coro_fn)
+        except BaseException as exc:
+            future.set_exception(exc)
+        else:
+            future.set_result(outcome)
+
+    run_in_worker(host)
+    return future
+
+
+def _run_loop(backend: str, coro_fn: CoroutineFunction) -> Outcome:
+    if backend == "asyncio":
+        return asyncio.run(capture(coro_fn))
+    if backend == "trio":
+        import trio
+
+        return trio.run(capture, coro_fn)
+    return anyio.run(capture, coro_fn, backend=backend)
