@@ -7,12 +7,14 @@ can only be served if the one worker thread was given back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from adapter import WsgiToAsgi
@@ -96,7 +98,7 @@ async def test_a_slow_client_holds_the_app_back_by_bytes() -> None:
             # While send() waits, no worker runs the app: what it produced beyond what
             # the client accepted is all that is held in memory.
             lead = max(lead, body.produced - accepted)
-            await anyio.sleep(0)
+            await anyio.lowlevel.checkpoint()
             accepted += len(message["body"])
 
     server = await serve(app_of(body), Server(on_send=slow_client))
@@ -255,10 +257,8 @@ async def test_no_thread_task_or_file_leaks_however_requests_end(tmp_path: Path)
     threads, fds, tasks = threading.active_count(), open_fds(), tasks_now()
     for _ in range(3):
         for mode in ["/ok", "/file", "/boom", "/late"]:
-            try:
+            with contextlib.suppress(LookupError):
                 await serve(adapter, scope=http_scope(mode))
-            except LookupError:
-                pass
         for mode in ["/forever", "/file"]:
             server = Server()
             server.on_send = client_disconnects(server)
