@@ -23,14 +23,17 @@ import os
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from werkzeug.exceptions import BadRequest, HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from adapter import __version__
-from adapter._types import Environ, StartResponse, WSGIApp
+
+if TYPE_CHECKING:
+    # Werkzeug's own annotations use these; the demo is handed to Werkzeug's tools.
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 __all__ = ["create_app"]
 
@@ -114,9 +117,9 @@ def _ticks(count: int, interval: float) -> Iterator[bytes]:
             if tick > 1:
                 time.sleep(interval)
             data = json.dumps({"tick": tick, "of": count, "time": time.time()})
+            sent = tick
             # The event-stream format (HTML Living Standard, 9.2): fields, then a blank line.
             yield f"id: {tick}\nevent: tick\ndata: {data}\n\n".encode()
-            sent = tick
         yield b"event: done\ndata: {}\n\n"
     finally:
         # Reached on the last tick and, through close(), when the client went early.
@@ -137,7 +140,7 @@ class _Demo:
         self.server = server
         self.wrapped = wrapped
 
-    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
         try:
             endpoint, _ = _ROUTES.bind_to_environ(environ).match()
@@ -201,7 +204,7 @@ class _Demo:
         return Response(json.dumps(shown, indent=2), content_type="application/json")
 
 
-def create_app(*, server: str = "an unnamed server", wrapped: bool = False) -> WSGIApp:
+def create_app(*, server: str = "an unnamed server", wrapped: bool = False) -> WSGIApplication:
     """Build the demo application.
 
     :param server: the name of the server it runs on, for the page.
