@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from typing import cast
 from urllib.parse import parse_qs
 
-from adapter._types import ASGIApp, Environ, StartResponse, WSGIApp
+from adapter._types import ASGIApp, Environ, Receive, Scope, Send, StartResponse, WSGIApp
 
 HELLO = b"Hello, world!"
 CHUNK_SIZE = 64 * 1024
@@ -96,6 +96,19 @@ def asgiref_wsgi_to_asgi() -> ASGIApp:
     return app
 
 
+def raw_asgi_hello() -> ASGIApp:
+    """The same hello world as a bare ASGI app: the server's own ceiling, no adapter."""
+    headers = [(b"content-type", b"text/plain"), (b"content-length", str(len(HELLO)).encode())]
+
+    async def hello(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            raise ValueError("this benchmark app serves http only")
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": HELLO})
+
+    return hello
+
+
 # ASGI app behind a WSGI server (gunicorn 'module:factory()').
 
 
@@ -118,6 +131,14 @@ def ours_asgi_to_wsgi() -> WSGIApp:
     from adapter import AsgiToWsgi
 
     app: WSGIApp = AsgiToWsgi(starlette_hello())
+    return app
+
+
+def ours_asgi_to_wsgi_bare() -> WSGIApp:
+    """``adapter.AsgiToWsgi`` around :func:`raw_asgi_hello`: its cost without Starlette's."""
+    from adapter import AsgiToWsgi
+
+    app: WSGIApp = AsgiToWsgi(raw_asgi_hello())
     return app
 
 

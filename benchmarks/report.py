@@ -133,7 +133,10 @@ def section_table(results: Results, section: str) -> tuple[list[str], list[list[
     rows = []
     for row in data["rows"]:
         cells = [row["label"], row["server"]]
-        if row["status"] != "ok":
+        if row["status"] == "errors":
+            cells.append(f"{_number(row[figure])} with errors: {row['error']}")
+            cells += ["", "", ""] if transfer else ["", ""]
+        elif row["status"] != "ok":
             cells.append(f"unavailable ({row['error']})")
             cells += ["", "", ""] if transfer else ["", ""]
         elif transfer:

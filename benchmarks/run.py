@@ -175,8 +175,8 @@ def run(chosen: list[str], quick: bool) -> dict[str, Any]:
     }
     everyone = _scenarios.targets(settings)
     wanted = {
-        "rps": ["ours", "a2wsgi", "asgiref", "gunicorn"],
-        "asgi": ["ours_asgi", "a2wsgi_asgi", "gunicorn"],
+        "rps": ["ours", "a2wsgi", "asgiref", "gunicorn", "raw_asgi"],
+        "asgi": ["ours_asgi", "a2wsgi_asgi", "gunicorn", "ours_asgi_bare"],
     }
     rps_keys = [key for name in ("rps", "asgi") if name in chosen for key in wanted[name]]
     if rps_keys:
