@@ -40,7 +40,7 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 # RFC 9110 5.5: CR, LF and NUL are never allowed in a field value (response splitting).
 _FORBIDDEN_IN_VALUE = re.compile(r"[\r\n\0]")
 # PEP 3333: the status is a three-digit code, a space and a reason phrase.
-_STATUS = re.compile(r"([1-9][0-9][0-9])(?: [^\r\n\0]*)?\Z")
+_STATUS = re.compile(r"([1-9][0-9][0-9]) [^\r\n\0]*\Z")
 
 
 def _environ_key(name: bytes) -> str | None:
