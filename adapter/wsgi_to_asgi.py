@@ -84,20 +84,27 @@ class WsgiToAsgi:
         self.wsgi_app = wsgi_app
         self.max_workers = max_workers
         self.max_request_body = max_request_body
-        self._limiter_for: tuple[object, anyio.CapacityLimiter] | None = None
+        self._per_loop: (
+            tuple[object, anyio.CapacityLimiter, anyio.lowlevel.EventLoopToken] | None
+        ) = None
 
     def limiter(self) -> anyio.CapacityLimiter:
         """The capacity limiter bounding this instance's worker threads on this loop.
 
         One per event loop, created on first use there (a limiter belongs to a loop).
         """
+        return self._for_this_loop()[0]
+
+    def _for_this_loop(self) -> tuple[anyio.CapacityLimiter, anyio.lowlevel.EventLoopToken]:
+        """This loop's limiter and token (the token lets any thread hop back to it)."""
         loop = _loop_identity()
-        cached = self._limiter_for
+        cached = self._per_loop
         if cached is not None and cached[0] is loop:
-            return cached[1]
+            return cached[1], cached[2]
         limiter = anyio.CapacityLimiter(self.max_workers)
-        self._limiter_for = (loop, limiter)
-        return limiter
+        token = anyio.lowlevel.current_token()
+        self._per_loop = (loop, limiter, token)
+        return limiter, token
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection.
@@ -152,14 +159,14 @@ class WsgiToAsgiResponder(BodyReceiver):
     :param send: the ASGI ``send`` callable.
     """
 
-    __slots__ = ("_adapter", "_scope", "_started", "_token")
+    __slots__ = ("_adapter", "_limiter", "_scope", "_started", "_token")
 
     def __init__(self, adapter: WsgiToAsgi, scope: Scope, receive: Receive, send: Send) -> None:
         super().__init__(receive, send)
         self._adapter = adapter
         self._scope = scope
         self._started = False
-        self._token = anyio.lowlevel.current_token()
+        self._limiter, self._token = adapter._for_this_loop()
 
     async def run(self) -> None:
         """Serve the request.
@@ -184,7 +191,7 @@ class WsgiToAsgiResponder(BodyReceiver):
             pathsend="http.response.pathsend" in extensions,
         )
         context = contextvars.copy_context()
-        limiter = adapter.limiter()
+        limiter = self._limiter
         try:
             await self._respond(call, context, limiter)
         except Exception as exc:
