@@ -5,7 +5,8 @@ what it shows is what any WSGI app would see:
 
 - ``/``: a page saying what is running (server, interface, adapter version);
 - ``/events``: server-sent events ticking, a bounded number of ticks, or until the
-  client goes (the generator's ``close()`` ends it);
+  client goes (the generator's ``close()`` ends it); ``/events/open`` counts the
+  streams running now, so that end can be seen;
 - ``/upload`` (POST): reads ``wsgi.input`` in pieces as it streams in and counts them;
 - ``/environ``: the environ it was given, as JSON or (``?format=text``) text.
 
@@ -21,6 +22,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -48,6 +50,7 @@ _ROUTES = Map(
     [
         Rule("/", endpoint="index", methods=["GET"]),
         Rule("/events", endpoint="events", methods=["GET"]),
+        Rule("/events/open", endpoint="open_streams", methods=["GET"]),
         Rule("/upload", endpoint="upload", methods=["POST"]),
         Rule("/environ", endpoint="environ", methods=["GET"]),
     ]
@@ -70,7 +73,9 @@ code,pre{{background:#f4f4f4;padding:0 .2em}}#ticks{{height:8em;overflow:auto}}<
 </table>
 <h2>Server-sent events</h2>
 <p><a href="/events?ticks=10&amp;interval=1">/events</a> streams
-<code>text/event-stream</code>, one tick a second; each tick is a chunk the app yields.</p>
+<code>text/event-stream</code>, one tick a second; each tick is a chunk the app yields.
+When the client goes, the server closes the iterable and the stream ends:
+<a href="/events/open">/events/open</a> counts the streams running now.</p>
 <pre id="ticks"></pre>
 <h2>Streamed upload</h2>
 <p><code>POST /upload</code> reads <code>wsgi.input</code> {piece} bytes at a time as the body
@@ -109,9 +114,22 @@ def _number(request: Request, name: str, default: float, high: float) -> float:
     return value
 
 
-def _ticks(count: int, interval: float) -> Iterator[bytes]:
+class _OpenStreams:
+    """How many event streams are running now, so one can see a stream end with its client."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def add(self, change: int) -> None:
+        with self._lock:
+            self.count += change
+
+
+def _ticks(count: int, interval: float, open_streams: _OpenStreams) -> Iterator[bytes]:
     """The event stream: ``count`` ticks, ``interval`` seconds apart, then ``done``."""
     sent = 0
+    open_streams.add(1)
     try:
         for tick in range(1, count + 1):
             if tick > 1:
@@ -123,6 +141,7 @@ def _ticks(count: int, interval: float) -> Iterator[bytes]:
         yield b"event: done\ndata: {}\n\n"
     finally:
         # Reached on the last tick and, through close(), when the client went early.
+        open_streams.add(-1)
         logger.info("demo: event stream ended after %d of %d ticks", sent, count)
 
 
@@ -139,6 +158,7 @@ class _Demo:
     def __init__(self, server: str, wrapped: bool) -> None:
         self.server = server
         self.wrapped = wrapped
+        self.open_streams = _OpenStreams()
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
@@ -172,10 +192,14 @@ class _Demo:
         count = int(_number(request, "ticks", 10, MAX_TICKS))
         interval = _number(request, "interval", 1.0, MAX_INTERVAL)
         return Response(
-            _ticks(count, interval),
+            _ticks(count, interval, self.open_streams),
             content_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
+
+    def _open_streams(self, request: Request) -> Response:
+        body = json.dumps({"open": self.open_streams.count, "pid": os.getpid()})
+        return Response(body, content_type="application/json")
 
     def _upload(self, request: Request) -> Response:
         # request.stream is wsgi.input, limited to CONTENT_LENGTH when there is one

@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -76,6 +77,7 @@ def test_events_stop_when_the_client_goes(caplog: pytest.LogCaptureFixture) -> N
     # A server calls close() on the iterable when the client goes (PEP 3333); the demo's
     # stream must end there, not tick on.
     app = create_app()
+    client = Client(app)
     environ = create_environ("/events", query_string={"ticks": "1000", "interval": "0"})
     caplog.set_level(logging.INFO, logger="adapter")
     body, status, _ = run_wsgi_app(app, environ)
@@ -83,9 +85,11 @@ def test_events_stop_when_the_client_goes(caplog: pytest.LogCaptureFixture) -> N
     chunks = iter(body)
     assert b"tick" in next(chunks)
     assert b"tick" in next(chunks)
+    assert client.get("/events/open").get_json()["open"] == 1
     close = getattr(body, "close")  # noqa: B009 - a ClosingIterator's close
     close()
     assert "event stream ended after 2 of 1000 ticks" in caplog.text
+    assert client.get("/events/open").get_json()["open"] == 0
 
 
 def test_upload_counts_bytes_as_they_stream() -> None:
@@ -145,6 +149,24 @@ def _stream_events(client: httpx.Client, url: str) -> list[dict[str, str]]:
     return events_of(text)
 
 
+def _ticks_until_the_client_goes(client: httpx.Client) -> None:
+    """A long stream ticks while it runs, and ends in the server when the client goes."""
+    # 1000 ticks 0.05 s apart would take 50 s: seeing three within the read timeout
+    # shows each tick is sent as it is yielded, not collected until the end.
+    url = "/events?ticks=1000&interval=0.05"
+    with client.stream("GET", url, timeout=REQUEST_TIMEOUT) as response:
+        ticks = 0
+        for line in response.iter_lines():
+            ticks += line == "event: tick"
+            if ticks == 3:
+                break
+        assert client.get("/events/open", timeout=REQUEST_TIMEOUT).json()["open"] == 1
+    deadline = time.monotonic() + REQUEST_TIMEOUT
+    while client.get("/events/open", timeout=REQUEST_TIMEOUT).json()["open"]:
+        assert time.monotonic() < deadline, "the stream ticked on after the client went"
+        time.sleep(0.05)
+
+
 @pytest.mark.server
 def test_the_demo_on_uvicorn_through_wsgi_to_asgi() -> None:
     with running_server(demo_command()) as url, httpx.Client(base_url=url) as client:
@@ -167,6 +189,8 @@ def test_the_demo_on_uvicorn_through_wsgi_to_asgi() -> None:
         assert sized.json()["bytes"] == size
         assert sized.json()["reads"] >= 4
 
+        _ticks_until_the_client_goes(client)
+
         environ: dict[str, Any] = client.get("/environ", timeout=REQUEST_TIMEOUT).json()
         assert environ["SERVER_PORT"] == url.rsplit(":", 1)[1]
         assert "'type': 'http'" in environ["asgi.scope"]
@@ -181,6 +205,8 @@ def test_the_demo_directly_on_a_wsgi_server(server: str) -> None:
         assert f"directly on the WSGI server <strong>{server}</strong>" in page.text
         events = _stream_events(client, "/events?ticks=2&interval=0")
         assert len(events) == 3
+        if server != "gunicorn":  # gunicorn's sync worker serves one request at a time
+            _ticks_until_the_client_goes(client)
         upload = client.post("/upload", content=b"z" * 100_000, timeout=REQUEST_TIMEOUT)
         assert upload.json()["bytes"] == 100_000
         environ = client.get("/environ", timeout=REQUEST_TIMEOUT).json()
