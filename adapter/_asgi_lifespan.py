@@ -9,6 +9,7 @@ own startup on its own loop instead of trusting resources made on the parent's.
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures
 import logging
 import os
@@ -183,3 +184,15 @@ def _reset_locks_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_reset_locks_in_child)
+
+
+@atexit.register
+def _shut_down_at_exit() -> None:
+    # The loop thread is a daemon, still running while atexit handlers run.  Lifespans
+    # are tracked rather than AsgiToWsgi instances: an instance may be gone while
+    # its app's lifespan task still runs on the loop.
+    for lifespan in list(_instances):
+        try:
+            lifespan.shutdown()
+        except Exception:  # one broken app must not keep the others from shutting down
+            logger.exception("lifespan shutdown at interpreter exit failed")

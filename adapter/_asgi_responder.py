@@ -253,7 +253,7 @@ class AsgiToWsgiResponder:
         self._wake()
         if self._cancel_scope is not None and not self._task_done:
             self._cancel_scope.deadline = min(
-                self._cancel_scope.deadline, anyio.current_time() + DISCONNECT_GRACE
+                self._cancel_scope.deadline, self._loop.clock() + DISCONNECT_GRACE
             )
 
     # ---- loop thread: the app's task ------------------------------------------------

@@ -9,9 +9,6 @@ request, :mod:`adapter._asgi_lifespan` runs the lifespan protocol, and
 
 from __future__ import annotations
 
-import atexit
-import logging
-import weakref
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -26,10 +23,6 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse
 
 __all__ = ["AsgiToWsgi"]
-
-logger = logging.getLogger("adapter")
-
-_open_instances: weakref.WeakSet[AsgiToWsgi] = weakref.WeakSet()
 
 
 class AsgiToWsgi:
@@ -68,7 +61,6 @@ class AsgiToWsgi:
         self.backend = backend
         self.backend_options = dict(backend_options or {})
         self._lifespan = Lifespan(asgi_app, lifespan)
-        _open_instances.add(self)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         """Serve one request (PEP 3333).
@@ -90,14 +82,4 @@ class AsgiToWsgi:
         :raises LifespanFailed: if shutdown failed with ``lifespan="on"``.
         :raises RuntimeError: if called on the event loop thread itself.
         """
-        _open_instances.discard(self)
         self._lifespan.shutdown()
-
-
-@atexit.register
-def _close_at_exit() -> None:
-    for instance in list(_open_instances):
-        try:
-            instance.close()
-        except Exception:  # one broken app must not keep the others from shutting down
-            logger.exception("closing %r at exit failed", instance)

@@ -21,6 +21,7 @@ Interface (for ``adapter.asgi_to_wsgi``, ``adapter.sync`` and tests):
   cheapest hop, one per request start and one per wanted response chunk.
 - :meth:`SharedLoop.spawn_soon` starts a task on the loop from any thread; the task
   must handle its own errors (anything escaping is logged, never raised elsewhere).
+- :meth:`SharedLoop.clock` is the loop's clock for callbacks running on it.
 - :meth:`SharedLoop.in_loop_thread` tells whether the caller runs on the loop thread.
 """
 
@@ -103,6 +104,17 @@ class SharedLoop:
     def in_loop_thread(self) -> bool:
         """True when called on this loop's own thread."""
         return threading.current_thread() is self.thread
+
+    def clock(self) -> float:
+        """The loop's clock (what ``anyio.current_time()`` says); on the loop thread only.
+
+        Plain callbacks run outside any task, where anyio can not tell the backend.
+        """
+        if self._asyncio_loop is not None:
+            return self._asyncio_loop.time()
+        import trio
+
+        return trio.current_time()
 
     def call_soon_threadsafe(self, callback: Callable[..., object], *args: Any) -> None:
         """Run ``callback(*args)`` on the loop thread soon; callable from any thread.

@@ -1,0 +1,283 @@
+"""AsgiToWsgi lifecycles: lifespan, the client going away, concurrency (issue 3 points 1, 6, 7).
+
+In memory through ``LintMiddleware`` (helpers from ``tests.test_asgi_to_wsgi``), on
+asyncio and trio; the interpreter-exit shutdown runs in a child interpreter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import textwrap
+import threading
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from adapter import AsgiToWsgi
+from adapter._asgi_lifespan import LifespanFailed
+from adapter._types import Receive, Scope, Send
+from adapter.loop import get_loop
+from tests.servers import ROOT
+from tests.test_asgi_to_wsgi import backend, call, make_environ, open_response, respond
+
+__all__ = ["backend"]  # the fixture, re-used
+
+
+def loop_task_count(backend: str) -> int:
+    """How many tasks the shared loop of ``backend`` holds right now."""
+    shared = get_loop(backend)
+    assert shared.portal is not None
+
+    def count() -> int:
+        if backend == "trio":
+            import trio
+
+            def walk(task: trio.lowlevel.Task) -> int:
+                children = [c for n in task.child_nurseries for c in n.child_tasks]
+                return 1 + sum(walk(child) for child in children)
+
+            root = trio.lowlevel.current_root_task()
+            assert root is not None
+            return walk(root)
+        return len(asyncio.all_tasks())
+
+    return shared.portal.call(count)
+
+
+START = {"type": "http.response.start", "status": 200, "headers": []}
+TICK = {"type": "http.response.body", "body": b"tick", "more_body": True}
+
+
+# ---- point 7: the client goes away ---------------------------------------------------------
+
+
+def test_client_gone_gives_disconnect_and_oserror_and_the_task_ends(backend: str) -> None:
+    seen: dict[str, Any] = {}
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()  # the (empty) body
+
+        async def wait_for_disconnect() -> None:
+            seen["receive"] = await receive()
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(wait_for_disconnect)
+            try:
+                await send(START)
+                while True:
+                    await send(TICK)
+            except OSError as exc:
+                seen["send"] = exc
+        seen["ended"] = True
+
+    baseline = loop_task_count(backend)
+    _, iterator, iterable = open_response(
+        AsgiToWsgi(app, lifespan="off", backend=backend), make_environ()
+    )
+    assert [next(iterator), next(iterator)] == [b"tick", b"tick"]
+    assert loop_task_count(backend) > baseline  # the app's tasks are running
+    iterable.close()  # the server's way of saying the client is gone
+    assert seen["receive"] == {"type": "http.disconnect"}
+    assert isinstance(seen["send"], OSError)
+    assert seen["ended"]
+    assert loop_task_count(backend) == baseline  # nothing stays pending
+
+
+def test_app_ignoring_the_disconnect_is_cancelled_after_a_grace(backend: str) -> None:
+    outcome: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send(START)
+        await send(TICK)
+        try:
+            await anyio.sleep_forever()  # never looks at receive() or send() again
+        except anyio.get_cancelled_exc_class():
+            outcome.append("cancelled")
+            raise
+
+    baseline = loop_task_count(backend)
+    _, iterator, iterable = open_response(
+        AsgiToWsgi(app, lifespan="off", backend=backend), make_environ()
+    )
+    assert next(iterator) == b"tick"
+    iterable.close()
+    assert outcome == ["cancelled"]
+    assert loop_task_count(backend) == baseline
+
+
+def test_completed_response_waits_for_the_app_to_return(backend: str) -> None:
+    # Starlette's BackgroundTasks run after the last body message, inside the app call.
+    ran: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await respond(send, b"done")
+        await anyio.lowlevel.checkpoint()
+        ran.append("background")
+
+    call(AsgiToWsgi(app, lifespan="off", backend=backend))
+    assert ran == ["background"]
+
+
+# ---- point 1: requests run concurrently as tasks on one loop -------------------------------
+
+
+def test_requests_run_concurrently_on_the_shared_loop(backend: str) -> None:
+    events: dict[str, anyio.Event] = {}
+    threads: set[int] = set()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        threads.add(threading.get_ident())
+        released = events.setdefault("released", anyio.Event())  # on the loop thread
+        if scope["path"] == "/wait":
+            with anyio.fail_after(10):
+                await released.wait()
+        else:
+            released.set()
+        await respond(send, scope["path"].encode())
+
+    wsgi_app = AsgiToWsgi(app, lifespan="off", backend=backend)
+    results: list[bytes] = []
+    waiter = threading.Thread(
+        target=lambda: results.append(call(wsgi_app, make_environ(PATH_INFO="/wait"))[2])
+    )
+    waiter.start()
+    # /wait can only finish once /release ran beside it on the same loop.
+    assert call(wsgi_app, make_environ(PATH_INFO="/release"))[2] == b"/release"
+    waiter.join(10)
+    assert results == [b"/wait"]
+    assert threads == {get_loop(backend).thread.ident}
+
+
+# ---- point 6: lifespan ---------------------------------------------------------------------
+
+
+def lifespan_app(events: list[str], startup: str = "complete", shutdown: str = "complete") -> Any:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    events.append("startup")
+                    scope["state"]["pool"] = "the pool"
+                    await send({"type": f"lifespan.startup.{startup}"})
+                else:
+                    events.append("shutdown")
+                    await send({"type": f"lifespan.shutdown.{shutdown}"})
+                    return
+        state = scope["state"]
+        events.append(f"request with {state.get('pool')}")
+        keys = sorted(state)
+        state["request_only"] = True  # must not leak into the next request
+        await respond(send, json.dumps(keys).encode())
+
+    return app
+
+
+def test_lifespan_startup_once_state_per_request_shutdown_on_close(backend: str) -> None:
+    events: list[str] = []
+    wsgi_app = AsgiToWsgi(lifespan_app(events), backend=backend)
+    assert events == []  # building an instance starts nothing
+    assert call(wsgi_app)[2] == b'["pool"]'
+    assert call(wsgi_app)[2] == b'["pool"]'  # a shallow copy per request
+    assert events == ["startup", "request with the pool", "request with the pool"]
+    wsgi_app.close()
+    wsgi_app.close()
+    assert events[-1] == "shutdown"
+    assert events.count("shutdown") == 1
+
+
+def unsupported(scope: Scope, receive: Receive, send: Send) -> Any:
+    async def app() -> None:
+        if scope["type"] != "http":
+            raise RuntimeError(f"only http, not {scope['type']}")
+        await respond(send, b"fine")
+
+    return app()
+
+
+def test_lifespan_auto_carries_on_without_support(backend: str) -> None:
+    wsgi_app = AsgiToWsgi(unsupported, lifespan="auto", backend=backend)
+    assert call(wsgi_app)[2] == b"fine"
+    wsgi_app.close()
+
+
+def test_lifespan_on_makes_missing_support_an_error(backend: str) -> None:
+    wsgi_app = AsgiToWsgi(unsupported, lifespan="on", backend=backend)
+    for _ in range(2):  # every request, not only the first
+        with pytest.raises(LifespanFailed, match="only http"):
+            call(wsgi_app)
+
+
+@pytest.mark.parametrize("mode", ["auto", "on"])
+def test_failed_startup_is_an_error(backend: str, mode: str) -> None:
+    events: list[str] = []
+    wsgi_app = AsgiToWsgi(lifespan_app(events, startup="failed"), lifespan=mode, backend=backend)
+    with pytest.raises(LifespanFailed, match="startup failed"):
+        call(wsgi_app)
+    assert events == ["startup"]
+
+
+def test_lifespan_off_skips_it(backend: str) -> None:
+    events: list[str] = []
+    wsgi_app = AsgiToWsgi(lifespan_app(events), lifespan="off", backend=backend)
+    assert call(wsgi_app)[2] == b"[]"
+    wsgi_app.close()
+    assert events == ["request with None"]
+
+
+def test_failed_shutdown_is_logged_in_auto_and_raised_in_on(backend: str) -> None:
+    for mode in ("auto", "on"):
+        wsgi_app = AsgiToWsgi(lifespan_app([], shutdown="failed"), lifespan=mode, backend=backend)
+        call(wsgi_app)
+        if mode == "on":
+            with pytest.raises(LifespanFailed, match="shutdown"):
+                wsgi_app.close()
+        else:
+            wsgi_app.close()
+
+
+def test_invalid_options_are_refused() -> None:
+    with pytest.raises(ValueError, match="lifespan"):
+        AsgiToWsgi(unsupported, lifespan="sometimes")
+    with pytest.raises(ValueError, match="backend"):
+        AsgiToWsgi(unsupported, backend="curio")
+
+
+EXIT_SCRIPT = """
+import sys
+from werkzeug.test import Client
+from adapter import AsgiToWsgi
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            kind = message["type"].split(".")[1]
+            sys.stdout.write(kind + "\\n")
+            await send({"type": f"lifespan.{kind}.complete"})
+            if kind == "shutdown":
+                return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+assert Client(AsgiToWsgi(app, backend=sys.argv[1])).get("/").data == b"ok"
+sys.stdout.write("exiting\\n")
+"""
+
+
+def test_lifespan_shutdown_runs_at_interpreter_exit(backend: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(EXIT_SCRIPT), backend],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["startup", "exiting", "shutdown"]
