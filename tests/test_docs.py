@@ -366,14 +366,14 @@ def test_logging_sample() -> None:
 
 
 DJANGO_DRIVER = """
-import json, sys
+import json
 import anyio, httpx
-from django.contrib.auth.models import User
-from django.core.management import call_command
 from werkzeug.test import Client
 
-import mysite.api
+import mysite.api  # first: it sets up Django, as the page shows
 import mysite.bridge
+from django.contrib.auth.models import User
+from django.core.management import call_command
 
 call_command("migrate", verbosity=0)
 for name in ["ada", "grace", "linus", "guido"]:
