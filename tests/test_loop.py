@@ -1,0 +1,182 @@
+"""adapter.loop: one shared loop thread per process and backend, lazy, fork-safe (issue 3
+points 1 and 2).
+
+The fork test forks this very process after the loop thread is running, as gunicorn
+``--preload`` does; the real gunicorn run is in ``tests/test_interop_asgi_to_wsgi.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import select
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import warnings
+
+import pytest
+
+from adapter import AsgiToWsgi
+from adapter._types import Receive, Scope, Send
+from adapter.loop import get_loop
+from tests.servers import ROOT
+from tests.test_asgi_to_wsgi import backend, call, respond
+
+__all__ = ["backend"]  # the fixture, re-used
+
+
+def loop_threads(backend: str) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == f"adapter-loop-{backend}"]
+
+
+async def where_am_i(scope: Scope, receive: Receive, send: Send) -> None:
+    """Answers with the process id and the name of the thread the app runs in."""
+    if scope["type"] != "http":
+        return
+    current = threading.current_thread()
+    await respond(send, f"{os.getpid()} {current.name} {current.ident}".encode())
+
+
+def test_twenty_instances_share_one_loop_thread(backend: str) -> None:
+    instances = [AsgiToWsgi(where_am_i, backend=backend) for _ in range(20)]
+    answers = {call(instance)[2] for instance in instances}
+    assert len(answers) == 1  # the same process and thread for all twenty
+    assert len(loop_threads(backend)) == 1
+    [shared] = loop_threads(backend)
+    assert shared is get_loop(backend).thread
+    assert shared.daemon  # never holds the interpreter open at exit
+
+
+def test_get_loop_returns_the_same_running_loop(backend: str) -> None:
+    shared = get_loop(backend)
+    assert get_loop(backend) is shared
+    assert not shared.in_loop_thread()
+    assert shared.portal is not None
+    assert shared.portal.call(shared.in_loop_thread)  # the portal runs on that thread
+
+
+def test_unknown_backend_is_refused() -> None:
+    with pytest.raises(ValueError, match="backend"):
+        get_loop("curio")
+
+
+def test_uvloop_only_when_asked() -> None:
+    loop_types: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            loop_types.append(type(asyncio.get_running_loop()).__module__)
+            await respond(send, b"ok")
+
+    call(AsgiToWsgi(app, backend="asyncio"))
+    call(AsgiToWsgi(app, backend="asyncio", backend_options={"use_uvloop": True}))
+    assert loop_types[0].startswith("asyncio")
+    assert loop_types[1].startswith("uvloop")
+
+
+LAZY_SCRIPT = """
+import sys, threading
+from werkzeug.test import Client
+from adapter import AsgiToWsgi
+
+async def app(scope, receive, send):
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+def loops():
+    return sum(t.name.startswith("adapter-loop") for t in threading.enumerate())
+
+apps = [AsgiToWsgi(app, backend=sys.argv[1], lifespan="off") for _ in range(20)]
+before = loops()
+for instance in apps:
+    assert Client(instance).get("/").data == b"ok"
+print(before, loops())
+"""
+
+
+def test_loop_starts_on_first_request_not_on_construction(backend: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(LAZY_SCRIPT), backend],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0", "1"]
+
+
+def _read_from_child(pid: int, reader: int, timeout: float) -> bytes:
+    """What the child writes before exiting; kills it (by its pid) if it hangs."""
+    deadline = time.monotonic() + timeout
+    chunks: list[bytes] = []
+    while True:
+        remaining = deadline - time.monotonic()
+        ready, _, _ = select.select([reader], [], [], max(remaining, 0))
+        if not ready:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise AssertionError(f"the forked child hung; it wrote {b''.join(chunks)!r}")
+        chunk = os.read(reader, 4096)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    return b"".join(chunks)
+
+
+def test_an_instance_used_in_the_parent_works_in_a_forked_child(backend: str) -> None:
+    events: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                events.append(f"{message['type']} in {os.getpid()}")
+                await send({"type": message["type"] + ".complete"})
+                if message["type"] == "lifespan.shutdown":
+                    return
+        await where_am_i(scope, receive, send)
+
+    instance = AsgiToWsgi(app, backend=backend)
+    parent_answer = call(instance)[2].decode()
+    assert parent_answer.startswith(str(os.getpid()))
+    reader, writer = os.pipe()
+    with warnings.catch_warnings():
+        # Python 3.12+ warns that forking a process with threads may deadlock the
+        # child: forking after the loop thread started is exactly what this tests.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # the child: answer one request, report, and leave at once
+        code = 1
+        try:
+            os.close(reader)
+            child_answer = call(instance)[2].decode()
+            instance.close()
+            report = f"{child_answer}|{';'.join(events)}"
+            os.write(writer, report.encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(writer)
+    try:
+        report = _read_from_child(pid, reader, timeout=30).decode()
+    finally:
+        os.close(reader)
+    child_answer, child_events = report.split("|")
+    child_pid, thread_name, _ = child_answer.split()
+    assert int(child_pid) == pid
+    assert thread_name == f"adapter-loop-{backend}"
+    # The child ran its own startup (the parent's loop does not exist there), then
+    # its own shutdown at close().
+    assert f"lifespan.startup in {pid}" in child_events
+    assert f"lifespan.shutdown in {pid}" in child_events
+    # The parent is untouched and still serves.
+    assert call(instance)[2].decode().startswith(str(os.getpid()))
+    instance.close()
