@@ -26,7 +26,15 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from adapter._types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["SERVERS", "WORKER_TARGET", "Launch", "Server", "is_coroutine_callable", "served_app"]
+__all__ = [
+    "SERVERS",
+    "WORKER_TARGET",
+    "Launch",
+    "Server",
+    "host_port",
+    "is_coroutine_callable",
+    "served_app",
+]
 
 logger = logging.getLogger("adapter")
 
@@ -45,6 +53,11 @@ class Launch:
     port: int
     workers: int
     log_level: str
+
+    @property
+    def access_log(self) -> bool:
+        """Whether each request is logged: at the ``info`` and ``debug`` levels, as uvicorn does."""
+        return self.log_level in ("info", "debug")
 
 
 @dataclass(frozen=True)
@@ -151,10 +164,10 @@ def _run_hypercorn(launch: Launch) -> None:
     # hypercorn evaluates what follows the last colon in the module's namespace, so a
     # call builds the app; the "asgi:" prefix stops it guessing the protocol.
     config.application_path = f"asgi:{WORKER_TARGET}()"
-    config.bind = [_host_port(launch.host, launch.port)]
+    config.bind = [host_port(launch.host, launch.port)]
     config.workers = launch.workers
     config.loglevel = launch.log_level.upper()
-    config.accesslog = "-"
+    config.accesslog = "-" if launch.access_log else None
     config.errorlog = "-"
     exit_code = run(config)
     if exit_code:
@@ -173,7 +186,7 @@ def _run_granian(launch: Launch) -> None:
         interface=Interfaces.ASGI,
         workers=launch.workers,
         log_level=LogLevels(launch.log_level),
-        log_access=True,
+        log_access=launch.access_log,
         factory=True,
     ).serve()
 
@@ -198,10 +211,10 @@ def _run_gunicorn(launch: Launch) -> None:
         """gunicorn's arbiter, configured from our options rather than its argv."""
 
         def load_config(self) -> None:
-            self.cfg.set("bind", [_host_port(launch.host, launch.port)])
+            self.cfg.set("bind", [host_port(launch.host, launch.port)])
             self.cfg.set("workers", launch.workers)
             self.cfg.set("loglevel", launch.log_level)
-            self.cfg.set("accesslog", "-")
+            self.cfg.set("accesslog", "-" if launch.access_log else None)
 
         def load(self) -> Any:
             # Loaded once here, before the fork: every worker starts with the same app.
@@ -240,11 +253,16 @@ def _run_wsgiref(launch: Launch) -> None:
         server_class=_ThreadingWSGIServer,
         handler_class=_LoggingHandler,
     ) as httpd:
-        logger.info("wsgiref serving on http://%s", _host_port(launch.host, launch.port))
+        logger.info("wsgiref serving on http://%s", host_port(launch.host, launch.port))
         httpd.serve_forever()
 
 
-def _host_port(host: str, port: int) -> str:
+def host_port(host: str, port: int) -> str:
+    """``host:port``, with an IPv6 host in brackets.
+
+    :param host: a host name or address.
+    :param port: a port number.
+    """
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
