@@ -80,7 +80,7 @@ def targets(settings: Settings) -> dict[str, Target]:
         _uvicorn("ours", "adapter.WsgiToAsgi", "ours_wsgi_to_asgi", settings),
         _uvicorn("a2wsgi", "a2wsgi WSGIMiddleware", "a2wsgi_wsgi_middleware", settings),
         _uvicorn("asgiref", "asgiref WsgiToAsgi", "asgiref_wsgi_to_asgi", settings),
-        _uvicorn("raw_asgi", "bare ASGI hello, no adapter (ceiling)", "raw_asgi_hello", settings),
+        _uvicorn("raw_asgi", "bare ASGI app, no adapter (ceiling)", "raw_asgi_app", settings),
         _gunicorn("gunicorn", "plain WSGI (native)", "wsgi_app"),
         _gunicorn("ours_asgi", "adapter.AsgiToWsgi + Starlette", "ours_asgi_to_wsgi()"),
         _gunicorn("a2wsgi_asgi", "a2wsgi ASGIMiddleware + Starlette", "a2wsgi_asgi_middleware()"),
@@ -137,6 +137,27 @@ def _memory_row(server: _servers.Server) -> Row:
     }
 
 
+def _start_all(
+    chosen: list[Target], rows: dict[str, Row], stack: contextlib.ExitStack
+) -> dict[str, _servers.Server]:
+    """Start every target (stopped when ``stack`` closes); those that answer the hello check."""
+    live: dict[str, _servers.Server] = {}
+    for target in chosen:
+        try:
+            server = stack.enter_context(
+                _servers.running(target.key, target.command, forks_worker=target.forks_worker)
+            )
+        except _servers.ServerFailed as error:
+            _unavailable(rows[target.key], str(error), None)
+            continue
+        problem = _check_hello(server)
+        if problem is not None:
+            _unavailable(rows[target.key], problem, server)
+            continue
+        live[target.key] = server
+    return live
+
+
 def measure_rps(chosen: list[Target], settings: Settings, wrk: str | None) -> dict[str, Row]:
     """Requests/s of ``GET /`` for each target: all servers up, rounds interleaved.
 
@@ -149,20 +170,7 @@ def measure_rps(chosen: list[Target], settings: Settings, wrk: str | None) -> di
             _unavailable(row, "wrk is not installed (apt-get install wrk)", None)
         return rows
     with contextlib.ExitStack() as stack:
-        live: dict[str, _servers.Server] = {}
-        for target in chosen:
-            try:
-                server = stack.enter_context(
-                    _servers.running(target.key, target.command, forks_worker=target.forks_worker)
-                )
-            except _servers.ServerFailed as error:
-                _unavailable(rows[target.key], str(error), None)
-                continue
-            problem = _check_hello(server)
-            if problem is not None:
-                _unavailable(rows[target.key], problem, server)
-                continue
-            live[target.key] = server
+        live = _start_all(chosen, rows, stack)
         runs: dict[str, list[_clients.WrkResult]] = {key: [] for key in live}
 
         def one_run(key: str, seconds: float) -> _clients.WrkResult | None:
@@ -226,39 +234,39 @@ def measure_transfer(
     transfer: Callable[[int, int, float], _clients.Transfer],
     size: int,
 ) -> dict[str, Row]:
-    """Transfers of ``size`` bytes per target (median of the repeats), each target on a fresh
-    server so that the peak memory recorded is its own."""
+    """Transfers of ``size`` bytes per target, interleaved across targets; the median.
+
+    Each target is its own server process, so the peak memory recorded is its own; the
+    servers of one section serve nothing else.
+    """
     rows = {target.key: _base_row(target) for target in chosen}
-    for target in chosen:
-        row = rows[target.key]
-        try:
-            with _servers.running(
-                target.key, target.command, forks_worker=target.forks_worker
-            ) as server:
-                problem = _check_hello(server)
-                if problem is not None:
-                    _unavailable(row, problem, server)
-                    continue
-                row["start_rss_mib"] = _memory_row(server)["rss_mib"]
-                log.info("%s: %d MiB through %s", transfer.__name__, size >> 20, target.key)
-                results = []
+    with contextlib.ExitStack() as stack:
+        live = _start_all(chosen, rows, stack)
+        for key, server in live.items():
+            rows[key]["start_rss_mib"] = _memory_row(server)["rss_mib"]
+        results: dict[str, list[_clients.Transfer]] = {key: [] for key in live}
+        for repeat in range(settings.transfer_repeats):
+            for key in list(live):
+                server = live[key]
                 try:
-                    for _ in range(settings.transfer_repeats):
-                        results.append(transfer(server.port, size, settings.transfer_time_limit))
+                    result = transfer(server.port, size, settings.transfer_time_limit)
                 except (OSError, _clients.TransferFailed) as error:
-                    _unavailable(row, error, server)
-                    row.update(_memory_row(server))
+                    _unavailable(rows[key], error, server)
+                    rows[key].update(_memory_row(server))
+                    del live[key]
                     continue
-                row.update(_memory_row(server))
-                middle = sorted(results, key=lambda result: result.seconds)[len(results) // 2]
-                row["bytes"] = middle.nbytes
-                row["seconds"] = round(middle.seconds, 3)
-                row["mb_per_s"] = round(middle.mb_per_s, 1)
-                row["repeats_mb_per_s"] = [round(result.mb_per_s, 1) for result in results]
-                log.info("%s: %.1f MB/s, peak RSS %s MiB", target.key, middle.mb_per_s,
-                         row["peak_rss_mib"])  # fmt: skip
-        except _servers.ServerFailed as error:
-            _unavailable(row, str(error), None)
+                log.info("%s %d %s: %.1f MB/s", transfer.__name__, repeat + 1, key,
+                         result.mb_per_s)  # fmt: skip
+                results[key].append(result)
+        for key, server in live.items():
+            row = rows[key]
+            row.update(_memory_row(server))
+            ordered = sorted(results[key], key=lambda result: result.seconds)
+            middle = ordered[len(ordered) // 2]
+            row["bytes"] = middle.nbytes
+            row["seconds"] = round(middle.seconds, 3)
+            row["mb_per_s"] = round(middle.mb_per_s, 1)
+            row["repeats_mb_per_s"] = [round(result.mb_per_s, 1) for result in results[key]]
     return rows
 
 

@@ -96,17 +96,43 @@ def asgiref_wsgi_to_asgi() -> ASGIApp:
     return app
 
 
-def raw_asgi_hello() -> ASGIApp:
-    """The same hello world as a bare ASGI app: the server's own ceiling, no adapter."""
-    headers = [(b"content-type", b"text/plain"), (b"content-length", str(len(HELLO)).encode())]
+async def _raw_stream(total: int, send: Send) -> None:
+    length = str(total).encode("ascii")
+    headers = [(b"content-type", b"application/octet-stream"), (b"content-length", length)]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    for chunk in _stream(total):
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
 
-    async def hello(scope: Scope, receive: Receive, send: Send) -> None:
+
+async def _raw_count(receive: Receive) -> bytes:
+    received = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise ConnectionError("the client went away during the upload")
+        received += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return str(received).encode("ascii")
+
+
+def raw_asgi_app() -> ASGIApp:
+    """The routes of :func:`wsgi_app` as a bare ASGI app: the server's ceiling, no adapter."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             raise ValueError("this benchmark app serves http only")
+        if scope["path"] == "/stream":
+            query = parse_qs(scope["query_string"].decode("latin-1"))
+            await _raw_stream(int(query.get("size", ["0"])[0]), send)
+            return
+        answer = await _raw_count(receive) if scope["path"] == "/upload" else HELLO
+        length = str(len(answer)).encode("ascii")
+        headers = [(b"content-type", b"text/plain"), (b"content-length", length)]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": HELLO})
+        await send({"type": "http.response.body", "body": answer})
 
-    return hello
+    return app
 
 
 # ASGI app behind a WSGI server (gunicorn 'module:factory()').
@@ -135,10 +161,10 @@ def ours_asgi_to_wsgi() -> WSGIApp:
 
 
 def ours_asgi_to_wsgi_bare() -> WSGIApp:
-    """``adapter.AsgiToWsgi`` around :func:`raw_asgi_hello`: its cost without Starlette's."""
+    """``adapter.AsgiToWsgi`` around :func:`raw_asgi_app`: its cost without Starlette's."""
     from adapter import AsgiToWsgi
 
-    app: WSGIApp = AsgiToWsgi(raw_asgi_hello())
+    app: WSGIApp = AsgiToWsgi(raw_asgi_app())
     return app
 
 

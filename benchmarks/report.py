@@ -182,16 +182,16 @@ def conditions_text(results: Results) -> str:
         f"{machine['wrk'] or 'wrk missing'}, {cond['wrk_threads']} thread, "
         f"{cond['wrk_connections']} connections, {cond['warmup_seconds']} s warm-up, "
         f"median of {cond['rounds']} interleaved rounds of {cond['wrk_seconds']} s; "
-        f"transfers: median of {cond.get('transfer_repeats', 1)} on one fresh server per "
-        "contender, read or sent by a raw-socket client, peak RSS = VmHWM of the process "
-        "running the app. "
+        f"transfers: median of {cond.get('transfer_repeats', 1)} interleaved, by a "
+        "raw-socket client, each section on its own server processes; peak RSS = VmHWM of "
+        "the process running the app. "
         f"{cond['note']} Packages: {packages}."
     )
 
 
 READING = (
     "\"ours / this\" divides our row's figure by that row's (above 1: ours is ahead). The "
-    "bare ASGI hello on uvicorn is the server's ceiling with no adapter at all; AsgiToWsgi "
+    "bare ASGI app on uvicorn is the server's ceiling with no adapter at all; AsgiToWsgi "
     "around a bare ASGI hello shows the adapter's cost without Starlette's. A row \"with "
     'errors" answered under load but not always with 200, so its figure is not comparable.'
 )

@@ -74,7 +74,7 @@ def settings_for(quick: bool) -> _scenarios.Settings:
         wrk_seconds=2 if quick else 6,
         warmup_seconds=1 if quick else 2,
         rounds=1 if quick else 5,
-        transfer_repeats=1 if quick else 3,
+        transfer_repeats=1 if quick else 5,
         stream_bytes=(64 if quick else 1024) << 20,
         upload_bytes=(32 if quick else 512) << 20,
         transfer_time_limit=30.0 if quick else 120.0,
@@ -196,7 +196,8 @@ def run(chosen: list[str], quick: bool) -> dict[str, Any]:
     for name, (transfer, size) in transfers.items():
         if name in chosen:
             load = _scenarios.load_average()
-            pool = [everyone[key] for key in ("ours", "a2wsgi", "asgiref", "gunicorn")]
+            keys = ("ours", "a2wsgi", "asgiref", "gunicorn", "raw_asgi")
+            pool = [everyone[key] for key in keys]
             rows = _scenarios.measure_transfer(pool, settings, transfer, size)
             results["sections"][name] = {
                 "rows": list(rows.values()),
