@@ -14,12 +14,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+from sphinx.application import Sphinx
+from sphinx.util import logging as sphinx_logging
+
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 # Autodoc imports the package from the checkout, installed or not.
 sys.path.insert(0, str(ROOT))
 
 import adapter  # noqa: E402  (needs the path above)
+
+sphinx_logger = sphinx_logging.getLogger(__name__)
 
 project = "adapter"
 author = "the adapter authors"
@@ -53,6 +58,9 @@ autodoc_default_options = {"members": False}
 # -- the command line's help, captured from the command itself ----------------------------
 
 GENERATED = DOCS / "_generated"
+# Problems met while generating pages; reported as Sphinx warnings (so -W fails the build)
+# instead of leaving a page that quietly says less than the code does.
+_PROBLEMS: list[str] = []
 
 
 def _capture_help(args: list[str]) -> str:
@@ -69,9 +77,11 @@ def _capture_help(args: list[str]) -> str:
             check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
+        _PROBLEMS.append(f"python -m adapter {' '.join(args)} --help: {exc}")
         return f"(the help text could not be produced when these docs were built: {exc})\n"
     if done.returncode != 0:
         reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        _PROBLEMS.append(f"python -m adapter {' '.join(args)} --help failed: {reason}")
         return f"(the command line was not available when these docs were built:\n {reason})\n"
     return done.stdout
 
@@ -116,11 +126,9 @@ def _signature_rows(name: str) -> list[tuple[str, str, str]]:
     obj = getattr(adapter, name)
     if isinstance(obj, type) and issubclass(obj, BaseException):
         return [(name, "(an exception)", f"subclass of ``{obj.__mro__[1].__name__}``")]
-    target = obj.__init__ if isinstance(obj, type) else obj
     rows = []
-    for parameter in inspect.signature(target).parameters.values():
-        if parameter.name == "self":
-            continue
+    # The signature of a class is that of its constructor, without ``self``.
+    for parameter in inspect.signature(obj).parameters.values():
         if parameter.kind is inspect.Parameter.VAR_KEYWORD:
             label, default = f"``**{parameter.name}``", "(other keywords)"
         elif parameter.default is inspect.Parameter.empty:
@@ -156,3 +164,12 @@ def _write_signatures() -> None:
 _write_cli_help()
 _write_benchmark_figures()
 _write_signatures()
+
+
+def _report_problems(app: Sphinx) -> None:
+    for problem in _PROBLEMS:
+        sphinx_logger.warning(problem)
+
+
+def setup(app: Sphinx) -> None:
+    app.connect("builder-inited", _report_problems)
