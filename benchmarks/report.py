@@ -224,12 +224,18 @@ def sync_text(results: Results, fence: str) -> str:
         return "Sync helpers: not run.\n"
     if sync["status"] != "ok":
         return f"Sync helpers: unavailable ({sync['error']}).\n"
-    body = json.dumps(sync["data"], indent=2)
+    data = sync["data"]
+    heading = "Sync helpers: time per call on asyncio (benchmarks/bench_sync.py)"
+    rounds = data.get("rounds", "?")
+    note = f"{data.get('benchmark', '')}; {rounds} rounds; goal {data.get('goal', '')}."
+    header = ["case", "ours µs/call", "asgiref µs/call", "ours / asgiref"]
+    rows = [
+        [row["name"], f"{row['ours_us']:.1f}", f"{row['asgiref_us']:.1f}", f"{row['ratio']:.2f}x"]
+        for row in data.get("rows", [])
+    ]
     if fence == "```":
-        return f"### Sync helpers (benchmarks/bench_sync.py)\n\n```json\n{body}\n```\n"
-    indented = "\n".join("   " + line for line in body.splitlines())
-    heading = "Sync helpers (benchmarks/bench_sync.py)"
-    return f"{heading}\n{'~' * len(heading)}\n\n.. code-block:: json\n\n{indented}\n"
+        return f"### {heading}\n\n{note}\n\n{_markdown_table(header, rows)}"
+    return f"{heading}\n{'~' * len(heading)}\n\n{note}\n\n{_list_table(header, rows)}"
 
 
 def _list_table(header: list[str], rows: list[list[str]]) -> str:

@@ -12,9 +12,10 @@ upload, with the server's peak memory), ``asgi`` (a Starlette hello world behind
 gunicorn's sync worker through each adapter, and a plain WSGI hello world there), ``sync``
 (``benchmarks/bench_sync.py``: the sync helpers against asgiref's).
 
-A full run writes ``benchmarks/results/latest.json`` and ``latest.md`` and then the docs
-(``docs/benchmarks/``) through ``benchmarks/report.py``; a quick or partial run writes
-``benchmarks/results/partial.json`` and ``partial.md`` so it never replaces a full run.
+A full run writes ``benchmarks/results/latest.json`` and ``latest.md`` (and bench_sync.py's
+``sync.json``), then the docs (``docs/benchmarks/``) through ``benchmarks/report.py``; a
+quick or partial run writes ``partial.json``, ``partial.md`` and ``sync-partial.json`` so
+it never replaces a full run.
 Every server is a single process (uvicorn without workers, gunicorn with one sync worker)
 so that server and load generator each get about one of two cores.
 """
@@ -121,14 +122,17 @@ def machine(wrk: str | None) -> dict[str, Any]:
     }
 
 
-def run_sync(quick: bool) -> dict[str, Any]:
-    """Run ``benchmarks/bench_sync.py`` (owned by the sync helpers' engineer) if present."""
+def run_sync(quick: bool, output: Path) -> dict[str, Any]:
+    """Run ``benchmarks/bench_sync.py`` (owned by the sync helpers' engineer) if present.
+
+    :param quick: pass ``--quick`` to it.
+    :param output: where it writes its JSON (``--output``), read back here.
+    """
     script = ROOT / "benchmarks" / "bench_sync.py"
-    output = RESULTS / "sync.json"
     if not script.exists():
         return {"status": "unavailable", "error": "benchmarks/bench_sync.py does not exist yet"}
-    argv = [sys.executable, str(script)]
-    if quick and "--quick" in script.read_text():
+    argv = [sys.executable, str(script), "--output", str(output)]
+    if quick:
         argv.append("--quick")
     started = time.time()
     log.info("running %s", " ".join(argv))
@@ -155,7 +159,7 @@ def run_sync(quick: bool) -> dict[str, Any]:
     return {"status": "ok", "data": json.loads(output.read_text()), "output": tail}
 
 
-def run(chosen: list[str], quick: bool) -> dict[str, Any]:
+def run(chosen: list[str], quick: bool, sync_output: Path) -> dict[str, Any]:
     """Measure the ``chosen`` sections; return everything that goes into the JSON."""
     settings = settings_for(quick)
     wrk = _clients.wrk_path()
@@ -205,7 +209,7 @@ def run(chosen: list[str], quick: bool) -> dict[str, Any]:
                 "load_average": load,
             }
     if "sync" in chosen:
-        results["sync"] = run_sync(quick)
+        results["sync"] = run_sync(quick, sync_output)
     finished = datetime.datetime.now(datetime.timezone.utc)
     results["finished"] = finished.isoformat(timespec="seconds")
     results["duration_s"] = round((finished - started).total_seconds(), 1)
@@ -230,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     complete = not options.quick and set(chosen) == set(SECTIONS)
     output = options.output or RESULTS / ("latest.json" if complete else "partial.json")
-    results = run(chosen, options.quick)
+    sync_output = output.with_name("sync.json" if complete else "sync-partial.json")
+    results = run(chosen, options.quick, sync_output)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(results, indent=2) + "\n")
     markdown = report.markdown(results)
