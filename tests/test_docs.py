@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import configparser
 import importlib
+import inspect
 import json
 import logging
 import os
@@ -129,6 +130,25 @@ def test_every_include_exists_and_every_example_is_shown() -> None:
         if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".sqlite3"
     }
     assert files - shown == SUPPORTING_FILES
+
+
+def test_sizes_in_the_pictures_are_the_codes() -> None:
+    """The diagrams and pages quote the buffer sizes; they must be the code's."""
+    from adapter import _asgi_responder, streams, wsgi_to_asgi
+
+    static = DOCS / "_static"
+    quoted = {
+        wsgi_to_asgi.PULL_BYTES: ["wsgi-to-asgi.svg", "backpressure.svg"],
+        streams.READ_AHEAD_BYTES: ["wsgi-to-asgi.svg", "backpressure.svg"],
+        _asgi_responder.BODY_PIECE_SIZE: ["asgi-to-wsgi.svg", "backpressure.svg"],
+    }
+    for size, pictures in quoted.items():
+        for picture in pictures:
+            assert f"≤ {size // 1024} KiB" in (static / picture).read_text(), picture
+    default_workers = inspect.signature(adapter.WsgiToAsgi).parameters["max_workers"].default
+    assert f"max_workers ({default_workers})" in (static / "wsgi-to-asgi.svg").read_text()
+    quickstart = " ".join((DOCS / "quickstart.rst").read_text().split())
+    assert f"at once, {default_workers} by default" in quickstart
 
 
 # -- 2. the shell commands name real things -------------------------------------------------
