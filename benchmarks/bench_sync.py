@@ -1,0 +1,204 @@
+"""Per-call overhead of adapter's sync_to_async / async_to_sync against asgiref's (issue 4).
+
+Run as is (``python benchmarks/bench_sync.py [--quick] [--calls N] [--rounds R]``): it
+prints a table and writes ``benchmarks/results/sync.json``.  Every case calls a function
+that does nothing, so the time per call is the helper's own overhead.  Both libraries
+are measured in one run on asyncio, in interleaved rounds (ours, asgiref, asgiref,
+ours, ...) so that a noisy neighbour on the machine hits both alike; each figure is the
+median of the rounds.  The goal is a ratio (ours / asgiref) of at most 0.5.
+
+Cases:
+
+- ``sync_to_async thread_sensitive``: ``await sync_to_async(f)()`` on a loop with no
+  outer sync thread (the one shared thread, both libraries);
+- ``sync_to_async thread_sensitive=False``: worker threads (ours: our pool under anyio's
+  default limiter; asgiref: the loop's default executor);
+- ``sync_to_async into the outer sync thread``: inside ``async_to_sync``, thread-sensitive
+  calls that go back to the thread that called it;
+- ``async_to_sync on the outer loop``: inside a ``sync_to_async`` call;
+- ``async_to_sync from a plain thread``: a fresh event loop per call (both libraries).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import asgiref  # noqa: E402
+import asgiref.sync  # noqa: E402
+
+import adapter  # noqa: E402
+import adapter.sync  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results" / "sync.json"
+GOAL = 0.5
+
+Measure = Callable[[ModuleType, int], float]
+
+
+def nothing() -> None:
+    return None
+
+
+async def nothing_async() -> None:
+    return None
+
+
+def _timed_awaits(helpers: ModuleType, calls: int, **options: Any) -> float:
+    async def main() -> float:
+        call = helpers.sync_to_async(nothing, **options)
+        for _ in range(max(calls // 10, 10)):
+            await call()
+        started = time.perf_counter()
+        for _ in range(calls):
+            await call()
+        return time.perf_counter() - started
+
+    return asyncio.run(main())
+
+
+def sync_to_async_sensitive(helpers: ModuleType, calls: int) -> float:
+    return _timed_awaits(helpers, calls)
+
+
+def sync_to_async_unsensitive(helpers: ModuleType, calls: int) -> float:
+    return _timed_awaits(helpers, calls, thread_sensitive=False)
+
+
+def sync_to_async_outer_thread(helpers: ModuleType, calls: int) -> float:
+    async def main() -> float:
+        call = helpers.sync_to_async(nothing)
+        for _ in range(max(calls // 10, 10)):
+            await call()
+        started = time.perf_counter()
+        for _ in range(calls):
+            await call()
+        return time.perf_counter() - started
+
+    elapsed: float = helpers.async_to_sync(main)()
+    return elapsed
+
+
+def async_to_sync_outer_loop(helpers: ModuleType, calls: int) -> float:
+    def in_thread() -> float:
+        call = helpers.async_to_sync(nothing_async)
+        for _ in range(max(calls // 10, 10)):
+            call()
+        started = time.perf_counter()
+        for _ in range(calls):
+            call()
+        return time.perf_counter() - started
+
+    async def main() -> float:
+        elapsed: float = await helpers.sync_to_async(in_thread)()
+        return elapsed
+
+    return asyncio.run(main())
+
+
+def async_to_sync_fresh_loop(helpers: ModuleType, calls: int) -> float:
+    call = helpers.async_to_sync(nothing_async)
+    for _ in range(max(calls // 10, 5)):
+        call()
+    started = time.perf_counter()
+    for _ in range(calls):
+        call()
+    return time.perf_counter() - started
+
+
+# (name, measure, share of --calls: a fresh loop per call is slow, so it makes fewer)
+CASES: list[tuple[str, Measure, float]] = [
+    ("sync_to_async thread_sensitive", sync_to_async_sensitive, 1.0),
+    ("sync_to_async thread_sensitive=False", sync_to_async_unsensitive, 1.0),
+    ("sync_to_async into the outer sync thread", sync_to_async_outer_thread, 1.0),
+    ("async_to_sync on the outer loop", async_to_sync_outer_loop, 1.0),
+    ("async_to_sync from a plain thread", async_to_sync_fresh_loop, 0.2),
+]
+
+
+def run(calls: int, rounds: int) -> dict[str, Any]:
+    """Measure every case; return what goes into the JSON."""
+    libraries = {"ours": adapter.sync, "asgiref": asgiref.sync}
+    rows = []
+    for name, measure, share in CASES:
+        count = max(int(calls * share), 50)
+        samples: dict[str, list[float]] = {"ours": [], "asgiref": []}
+        for round_number in range(rounds):
+            order = ["ours", "asgiref"] if round_number % 2 == 0 else ["asgiref", "ours"]
+            for library in order:
+                elapsed = measure(libraries[library], count)
+                samples[library].append(elapsed / count * 1e6)
+        ours = statistics.median(samples["ours"])
+        theirs = statistics.median(samples["asgiref"])
+        rows.append(
+            {
+                "name": name,
+                "calls_per_round": count,
+                "ours_us": round(ours, 2),
+                "asgiref_us": round(theirs, 2),
+                "ratio": round(ours / theirs, 3),
+                "goal_met": ours / theirs <= GOAL,
+                "ours_rounds_us": [round(sample, 2) for sample in samples["ours"]],
+                "asgiref_rounds_us": [round(sample, 2) for sample in samples["asgiref"]],
+            }
+        )
+    return {
+        "benchmark": "sync helpers, per-call overhead on asyncio (median of rounds)",
+        "unit": "microseconds per call",
+        "goal": f"ours / asgiref <= {GOAL}",
+        "rounds": rounds,
+        "python": platform.python_version(),
+        "asgiref": asgiref.__version__,
+        "adapter": adapter.__version__,
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "rows": rows,
+    }
+
+
+def table(results: dict[str, Any]) -> str:
+    """The rows as a fixed-width text table."""
+    header = f"{'case':<44} {'ours us':>9} {'asgiref us':>11} {'ratio':>7}  goal<=0.5"
+    lines = [header, "-" * len(header)]
+    for row in results["rows"]:
+        mark = "met" if row["goal_met"] else "MISSED"
+        lines.append(
+            f"{row['name']:<44} {row['ours_us']:>9.1f} {row['asgiref_us']:>11.1f}"
+            f" {row['ratio']:>7.2f}  {mark}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="fewer calls and rounds")
+    parser.add_argument("--calls", type=int, help="calls per round (default 3000, quick 500)")
+    parser.add_argument("--rounds", type=int, help="rounds per library (default 7, quick 3)")
+    parser.add_argument("--output", type=Path, default=RESULTS, help="where to write JSON")
+    args = parser.parse_args(argv)
+    calls = args.calls or (500 if args.quick else 3000)
+    rounds = args.rounds or (3 if args.quick else 7)
+    results = run(calls, rounds)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    sys.stdout.write(table(results) + f"\n\nwritten to {args.output}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
