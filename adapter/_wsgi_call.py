@@ -23,8 +23,9 @@ __all__ = ["WsgiCall"]
 
 logger = logging.getLogger("adapter")
 
-WriteOut = Callable[["WsgiCall", bytes], None]
-"""Sends the response start (if not sent yet) and a chunk written with ``write()``."""
+WriteOut = Callable[["WsgiCall", list[bytes]], None]
+"""Sends the response start (if not sent yet) and chunks, for ``write()``; blocks until
+they are sent or queued behind what is being sent."""
 
 
 def _as_bytes(chunk: object) -> bytes:
@@ -43,11 +44,15 @@ class WsgiCall:
     :param app: the WSGI application.
     :param environ: its environ for this request.
     :param write_out: how ``write()`` data reaches the client (blocks until sent).
+    :param batch_limit: the most bytes one step collects (and ``write()`` buffers).
     :param pathsend: whether the server offers ``http.response.pathsend``.
     """
 
     __slots__ = (
         "_app",
+        "_batch",
+        "_batch_bytes",
+        "_batch_limit",
         "_iterable",
         "_iterator",
         "_pathsend",
@@ -62,9 +67,18 @@ class WsgiCall:
     )
 
     def __init__(
-        self, app: WSGIApp, environ: Environ, write_out: WriteOut, *, pathsend: bool = False
+        self,
+        app: WSGIApp,
+        environ: Environ,
+        write_out: WriteOut,
+        *,
+        batch_limit: int,
+        pathsend: bool = False,
     ) -> None:
         self._app = app
+        self._batch: list[bytes] | None = None
+        self._batch_bytes = 0
+        self._batch_limit = batch_limit
         self.environ = environ
         self._write_out = write_out
         self._pathsend = pathsend
@@ -107,7 +121,12 @@ class WsgiCall:
         return self.write
 
     def write(self, data: bytes) -> None:
-        """PEP 3333 ``write()``: send ``data`` now, before returning.
+        """PEP 3333 ``write()``: buffer ``data`` in order with the body, bounded.
+
+        Written bytes join the batch the current step hands to the loop, behind the
+        chunks already taken, so order is kept; once the batch holds its limit, it is
+        sent before ``write()`` returns (PEP 3333: transmitted, or buffered while the
+        app proceeds).
 
         :raises ProtocolError: before ``start_response``, or for data that is not bytes.
         :raises adapter.ClientDisconnected: when the client is gone.
@@ -116,9 +135,20 @@ class WsgiCall:
             data = _as_bytes(data)
         if not self._start_called:
             raise ProtocolError("write() was called before start_response (PEP 3333)")
-        if data:
-            self.headers_committed = True
-            self._write_out(self, data)
+        if not data:
+            return
+        self.headers_committed = True
+        batch = self._batch
+        if batch is None:
+            # Outside a step (from a thread of the app's own): send it now.
+            self._write_out(self, [data])
+            return
+        batch.append(data)
+        self._batch_bytes += len(data)
+        if self._batch_bytes >= self._batch_limit:
+            self._batch = []
+            self._batch_bytes = 0
+            self._write_out(self, batch)
 
     def _checked(self, chunk: Any) -> bytes:
         if type(chunk) is not bytes:
@@ -127,6 +157,17 @@ class WsgiCall:
             raise ProtocolError("the WSGI app produced body bytes before calling start_response")
         return chunk  # type: ignore[no-any-return]
 
+    def _add(self, chunk: bytes) -> None:
+        batch = self._batch
+        assert batch is not None
+        batch.append(chunk)
+        self._batch_bytes += len(chunk)
+
+    def _take_batch(self) -> list[bytes]:
+        batch = self._batch
+        self._batch = None
+        return batch or []
+
     def first(self) -> tuple[list[bytes], bool]:
         """Call the app and run it up to its first non-empty chunk.
 
@@ -134,21 +175,26 @@ class WsgiCall:
         iterable is exhausted the call is closed in this same step, so a simple
         response costs one hop to a worker thread.
 
-        :returns: the chunks so far and whether the response is complete.
+        :returns: the chunks so far (``write()`` data included) and whether the
+            response is complete.
         :raises ProtocolError: when the app broke PEP 3333.
         :raises Exception: whatever the app raised; the iterable is closed first.
         """
+        self._batch = []
+        self._batch_bytes = 0
         try:
             iterable = self._app(self.environ, self.start_response)
             self._iterable = iterable
-            chunks: list[bytes] = []
             done = True
             if type(iterable) is list or type(iterable) is tuple:
-                chunks = [chunk for chunk in map(self._checked, iterable) if chunk]
+                for chunk in iterable:
+                    if chunk := self._checked(chunk):
+                        self._add(chunk)
             elif (
                 self._pathsend
                 and isinstance(iterable, FileWrapper)
                 and self._start_called
+                and not self.headers_committed
                 and (path := iterable.sendable_path()) is not None
             ):
                 self.pathsend_path = path
@@ -157,44 +203,46 @@ class WsgiCall:
                 iterator = self._iterator = iter(iterable)
                 for chunk in iterator:
                     if chunk := self._checked(chunk):
-                        chunks.append(chunk)
+                        self._add(chunk)
                         done = False
                         break
             if not self._start_called:
                 raise ProtocolError("the WSGI app returned without calling start_response")
+            chunks = self._take_batch()
             if chunks:
                 self.headers_committed = True
             if done:
                 self.close()
             return chunks, done
         except BaseException:
+            self._batch = None
             self.close_quietly()
             raise
 
-    def pull(self, wanted_bytes: int) -> tuple[list[bytes], bool]:
-        """Take the next chunks, until ``wanted_bytes`` or the end of the iterable.
+    def pull(self) -> tuple[list[bytes], bool]:
+        """Take the next chunks, until the batch limit or the end of the iterable.
 
         This bound is the backpressure: the app runs ahead of the client by at most
-        one pull.
+        a batch or two (one being sent, one pulled ahead).
 
-        :param wanted_bytes: stop once at least this many bytes are taken.
         :returns: the chunks and whether the response is complete (then closed).
         :raises Exception: whatever the app raised; the iterable is closed first.
         """
         iterator = self._iterator
         assert iterator is not None, "pull() comes after first()"
-        chunks: list[bytes] = []
-        taken = 0
+        self._batch = []
+        self._batch_bytes = 0
+        limit = self._batch_limit
         try:
             for chunk in iterator:
                 if chunk := self._checked(chunk):
-                    chunks.append(chunk)
-                    taken += len(chunk)
-                    if taken >= wanted_bytes:
-                        return chunks, False
+                    self._add(chunk)
+                    if self._batch_bytes >= limit:
+                        return self._take_batch(), False
             self.close()
-            return chunks, True
+            return self._take_batch(), True
         except BaseException:
+            self._batch = None
             self.close_quietly()
             raise
 

@@ -28,15 +28,25 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+from collections.abc import Awaitable, Callable
 
 import anyio
 import anyio.from_thread
 import anyio.lowlevel
 import anyio.to_thread
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectSendStream
 
 from adapter._types import Receive, Scope, Send, WSGIApp
 from adapter._wsgi_call import WsgiCall
 from adapter._wsgi_receive import BodyReceiver
+from adapter._wsgi_scopes import (
+    Batch,
+    answer_lifespan,
+    declared_length,
+    may_have_body,
+    refuse_websocket,
+)
 from adapter.environ import build_environ
 from adapter.exceptions import ClientDisconnected
 from adapter.streams import FileWrapper, RequestBody, RequestBodyTooLarge
@@ -118,36 +128,11 @@ class WsgiToAsgi:
         if kind == "http":
             await WsgiToAsgiResponder(self, scope, receive, send).run()
         elif kind == "lifespan":
-            await _answer_lifespan(receive, send)
+            await answer_lifespan(receive, send)
         elif kind == "websocket":
-            # A WSGI app can not speak websocket: close before accepting, which the
-            # ASGI spec turns into an HTTP 403.
-            message = await receive()
-            if message["type"] == "websocket.connect":
-                await send({"type": "websocket.close", "code": 1000, "reason": ""})
+            await refuse_websocket(receive, send)
         else:
             raise ValueError(f"WsgiToAsgi serves http, websocket and lifespan scopes, not {kind!r}")
-
-
-async def _answer_lifespan(receive: Receive, send: Send) -> None:
-    """A WSGI app has no startup or shutdown: acknowledge both."""
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-
-
-def _declared_length(scope: Scope) -> int | None:
-    for name, value in scope.get("headers", ()):
-        if name.lower() == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
 
 
 class WsgiToAsgiResponder(BodyReceiver):
@@ -159,13 +144,14 @@ class WsgiToAsgiResponder(BodyReceiver):
     :param send: the ASGI ``send`` callable.
     """
 
-    __slots__ = ("_adapter", "_limiter", "_scope", "_started", "_token")
+    __slots__ = ("_adapter", "_limiter", "_outbox", "_scope", "_started", "_token")
 
     def __init__(self, adapter: WsgiToAsgi, scope: Scope, receive: Receive, send: Send) -> None:
         super().__init__(receive, send)
         self._adapter = adapter
         self._scope = scope
         self._started = False
+        self._outbox: MemoryObjectSendStream[Batch] | None = None
         self._limiter, self._token = adapter._for_this_loop()
 
     async def run(self) -> None:
@@ -177,7 +163,7 @@ class WsgiToAsgiResponder(BodyReceiver):
         adapter = self._adapter
         max_body = adapter.max_request_body
         if max_body is not None:
-            length = _declared_length(self._scope)
+            length = declared_length(self._scope)
             if length is not None and length > max_body:
                 await self._send_plain(413, b"Request Entity Too Large")
                 return
@@ -188,12 +174,18 @@ class WsgiToAsgiResponder(BodyReceiver):
             adapter.wsgi_app,
             environ,
             self._write_from_worker,
+            batch_limit=PULL_BYTES,
             pathsend="http.response.pathsend" in extensions,
         )
         context = contextvars.copy_context()
         limiter = self._limiter
         try:
-            await self._respond(call, context, limiter)
+            if may_have_body(self._scope):
+                # Watch receive() from the start: the next body message is received
+                # while the app works on the last one, and a disconnect is seen early.
+                await self._in_task_group(self._respond, call, context, limiter)
+            else:
+                await self._respond(call, context, limiter, None)
         except Exception as exc:
             if isinstance(exc, ClientDisconnected) and self.client_gone:
                 logger.debug("the client disconnected before the request body was complete")
@@ -214,8 +206,37 @@ class WsgiToAsgiResponder(BodyReceiver):
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(context.run, call.close_quietly, limiter=limiter)
 
+    async def _in_task_group(
+        self,
+        body: Callable[
+            [WsgiCall, contextvars.Context, anyio.CapacityLimiter, TaskGroup], Awaitable[None]
+        ],
+        call: WsgiCall,
+        context: contextvars.Context,
+        limiter: anyio.CapacityLimiter,
+    ) -> None:
+        """Run ``body`` in a task group that also watches ``receive()``."""
+        failure: Exception | None = None
+        async with anyio.create_task_group() as task_group:
+            if not self.watching:
+                self.start_watching(task_group)
+            try:
+                await body(call, context, limiter, task_group)
+            except Exception as exc:
+                # Kept and re-raised outside the task group, so the server sees the
+                # app's own exception rather than an ExceptionGroup around it.
+                failure = exc
+            finally:
+                task_group.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+
     async def _respond(
-        self, call: WsgiCall, context: contextvars.Context, limiter: anyio.CapacityLimiter
+        self,
+        call: WsgiCall,
+        context: contextvars.Context,
+        limiter: anyio.CapacityLimiter,
+        task_group: TaskGroup | None,
     ) -> None:
         chunks, done = await anyio.to_thread.run_sync(context.run, call.first, limiter=limiter)
         if not self._started:
@@ -231,28 +252,62 @@ class WsgiToAsgiResponder(BodyReceiver):
         for chunk in chunks:
             if not await self.send_body(chunk, more_body=True):
                 return
-        failure: Exception | None = None
-        async with anyio.create_task_group() as task_group:
-            self.start_watching(task_group)
-            try:
-                while not self.client_gone:
-                    chunks, done = await anyio.to_thread.run_sync(
-                        context.run, call.pull, PULL_BYTES, limiter=limiter
+        if task_group is None:
+            await self._in_task_group(self._stream_rest, call, context, limiter)
+        else:
+            await self._stream_rest(call, context, limiter, task_group)
+
+    async def _stream_rest(
+        self,
+        call: WsgiCall,
+        context: contextvars.Context,
+        limiter: anyio.CapacityLimiter,
+        task_group: TaskGroup,
+    ) -> None:
+        """Send the rest of a streamed body while a worker pulls the next batch."""
+        outbox, inbox = anyio.create_memory_object_stream[Batch](0)
+        self._outbox = outbox
+        task_group.start_soon(self._pull_ahead, call, context, limiter, outbox)
+        with inbox:
+            async for batch in inbox:
+                if isinstance(batch, Exception):
+                    raise batch
+                chunks, done = batch
+                if done:
+                    await self._send_last(chunks)
+                    return
+                for chunk in chunks:
+                    if not await self.send_body(chunk, more_body=True):
+                        return
+
+    async def _pull_ahead(
+        self,
+        call: WsgiCall,
+        context: contextvars.Context,
+        limiter: anyio.CapacityLimiter,
+        outbox: MemoryObjectSendStream[Batch],
+    ) -> None:
+        """Pull batches in a worker, one ahead of what is being sent.
+
+        The outbox holds nothing (a rendezvous): the app is ahead of the client by at
+        most the batch being sent and the one waiting here.
+        """
+        with outbox:
+            while not self.client_gone:
+                try:
+                    batch: Batch = await anyio.to_thread.run_sync(
+                        context.run, call.pull, limiter=limiter
                     )
-                    if done:
-                        await self._send_last(chunks)
-                        break
-                    for chunk in chunks:
-                        if not await self.send_body(chunk, more_body=True):
-                            break
-            except Exception as exc:
-                # Kept and re-raised outside the task group, so the server sees the
-                # app's own exception rather than an ExceptionGroup around it.
-                failure = exc
-            finally:
-                task_group.cancel_scope.cancel()
-        if failure is not None:
-            raise failure
+                except Exception as exc:
+                    # Handed over rather than raised, so it leaves the task group as
+                    # itself, through the task that sends.
+                    batch = exc
+                try:
+                    await outbox.send(batch)
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    return
+                if not isinstance(batch, tuple) or batch[1]:
+                    return
 
     async def _send_start(self, call: WsgiCall) -> None:
         self._started = True
@@ -284,16 +339,24 @@ class WsgiToAsgiResponder(BodyReceiver):
         """``wsgi.input``'s fetch: hop to the loop for more body (from any thread)."""
         return anyio.from_thread.run(self.receive_body, wanted, token=self._token)
 
-    def _write_from_worker(self, call: WsgiCall, data: bytes) -> None:
-        """PEP 3333 ``write()``: hop to the loop and send before returning."""
-        if not anyio.from_thread.run(self._send_written, call, data, token=self._token):
+    def _write_from_worker(self, call: WsgiCall, chunks: list[bytes]) -> None:
+        """PEP 3333 ``write()`` past its buffer: hop to the loop, send or queue in order."""
+        if not anyio.from_thread.run(self._send_written, call, chunks, token=self._token):
             raise ClientDisconnected("the client disconnected; write() could not send")
 
-    async def _send_written(self, call: WsgiCall, data: bytes) -> bool:
-        if not self._started and not await self._send_start_checked(call):
-            return False
-        return await self.send_body(data, more_body=True)
-
-    async def _send_start_checked(self, call: WsgiCall) -> bool:
-        await self._send_start(call)
-        return not self.client_gone
+    async def _send_written(self, call: WsgiCall, chunks: list[bytes]) -> bool:
+        if self._outbox is not None:
+            # Streaming: queue them behind the batches already handed over.
+            if self.client_gone:
+                return False
+            try:
+                await self._outbox.send((chunks, False))
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                return False
+            return True
+        if not self._started:
+            await self._send_start(call)
+        for chunk in chunks:
+            if not await self.send_body(chunk, more_body=True):
+                return False
+        return True

@@ -22,6 +22,7 @@ import pytest
 from adapter import ClientDisconnected, WsgiToAsgi
 from adapter._types import Environ, Message, Scope, StartResponse
 from adapter.streams import FileWrapper, RequestBodyTooLarge
+from adapter.wsgi_to_asgi import PULL_BYTES
 
 
 def http_scope(path: str = "/", method: str = "GET", **fields: Any) -> Scope:
@@ -431,20 +432,45 @@ async def test_a_second_start_response_without_exc_info_is_an_error() -> None:
 
 
 @pytest.mark.anyio
-async def test_write_sends_before_it_returns() -> None:
+async def test_write_buffers_a_little_then_sends_before_it_returns() -> None:
     sent_when_write_returned: list[int] = []
     server = Server()
+    big = b"b" * PULL_BYTES
 
     def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         write = start_response("200 OK", [("X-A", "1")])
         write(b"one ")
+        # PEP 3333 lets write() buffer while the app goes on: small writes wait for
+        # the step to end, in order with the body.
         sent_when_write_returned.append(len(server.sent))
-        write(b"two ")
+        write(big)
+        # A full buffer is sent before write() returns: the start and one chunk each.
+        sent_when_write_returned.append(len(server.sent))
+        write(b" two ")
         return [b"three"]
 
     await serve(app, server)
-    assert sent_when_write_returned == [2]  # the start and the first chunk
-    assert (server.status, server.body) == (200, b"one two three")
+    assert sent_when_write_returned == [0, 3]
+    assert (server.status, server.body) == (200, b"one " + big + b" two three")
+    assert server.headers == {b"x-a": b"1"}
+    assert server.complete
+
+
+@pytest.mark.anyio
+async def test_write_while_streaming_keeps_the_order() -> None:
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        write = start_response("200 OK", [])
+
+        def body() -> Iterable[bytes]:
+            for number in range(200):
+                yield b"<%d" % number + b"." * 4000
+                write(b"|%d>" % number)
+
+        return body()
+
+    server = await serve(app)
+    expected = b"".join(b"<%d" % n + b"." * 4000 + b"|%d>" % n for n in range(200))
+    assert server.body == expected
     assert server.complete
 
 
