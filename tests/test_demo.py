@@ -24,6 +24,8 @@ from adapter.demo import UPLOAD_PIECE, create_app
 from tests.servers import running_server
 
 REQUEST_TIMEOUT = 20.0
+TICK_TIMEOUT = 10.0
+"""Seconds to wait for the next tick of a stream that ticks every 0.05 s."""
 
 
 def lint_client(*, server: str = "uvicorn", wrapped: bool = True) -> Client:
@@ -154,7 +156,7 @@ def _ticks_until_the_client_goes(client: httpx.Client) -> None:
     # 1000 ticks 0.05 s apart would take 50 s: seeing three within the read timeout
     # shows each tick is sent as it is yielded, not collected until the end.
     url = "/events?ticks=1000&interval=0.05"
-    with client.stream("GET", url, timeout=REQUEST_TIMEOUT) as response:
+    with client.stream("GET", url, timeout=TICK_TIMEOUT) as response:
         ticks = 0
         for line in response.iter_lines():
             ticks += line == "event: tick"
@@ -197,17 +199,28 @@ def test_the_demo_on_uvicorn_through_wsgi_to_asgi() -> None:
 
 
 @pytest.mark.server
-@pytest.mark.parametrize("server", ["waitress", "gunicorn"])
-def test_the_demo_directly_on_a_wsgi_server(server: str) -> None:
+@pytest.mark.parametrize(
+    ("server", "wrapped"),
+    [
+        ("hypercorn", True),
+        ("granian", True),
+        ("daphne", True),
+        ("gunicorn", False),
+        ("waitress", False),
+        ("wsgiref", False),
+    ],
+)
+def test_the_demo_on_each_server(server: str, wrapped: bool) -> None:
     command = demo_command("--server", server, "--log-level", "warning")
     with running_server(command) as url, httpx.Client(base_url=url) as client:
         page = client.get("/", timeout=REQUEST_TIMEOUT)
-        assert f"directly on the WSGI server <strong>{server}</strong>" in page.text
+        assert f"<strong>{server}</strong>" in page.text
+        assert ("through <code>adapter.WsgiToAsgi</code>" in page.text) is wrapped
         events = _stream_events(client, "/events?ticks=2&interval=0")
-        assert len(events) == 3
+        assert [event["event"] for event in events] == ["tick", "tick", "done"]
         if server != "gunicorn":  # gunicorn's sync worker serves one request at a time
             _ticks_until_the_client_goes(client)
         upload = client.post("/upload", content=b"z" * 100_000, timeout=REQUEST_TIMEOUT)
         assert upload.json()["bytes"] == 100_000
         environ = client.get("/environ", timeout=REQUEST_TIMEOUT).json()
-        assert "asgi.scope" not in environ
+        assert ("asgi.scope" in environ) is wrapped
