@@ -23,6 +23,7 @@ import concurrent.futures
 import contextlib
 import contextvars
 import logging
+import os
 import sys
 import threading
 import weakref
@@ -343,6 +344,19 @@ def outer_loop_here() -> LoopHandle | None:
         with contextlib.suppress(RuntimeError):
             handle = trio_module.from_thread.run_sync(current_loop)
     return handle
+
+
+def _forget_loops_after_fork() -> None:
+    # A child of fork() has none of the parent's loops running: a sync_to_async call
+    # the forking thread was in belongs to the parent.
+    global _local, _running_tasks, _default_limiters
+    _local = threading.local()
+    _running_tasks = set()
+    _default_limiters = weakref.WeakKeyDictionary()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_loops_after_fork)
 
 
 def run_in_fresh_loop(

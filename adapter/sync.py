@@ -50,6 +50,11 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _MISSING = object()
+_OWN_THREAD_RUNS_THE_LOOP = (
+    "this thread-sensitive call belongs to the sync thread that is running this event "
+    "loop itself, so it would wait forever; start the loop with async_to_sync() "
+    "instead of asyncio.run() or trio.run() in thread-sensitive code"
+)
 
 
 @overload
@@ -103,6 +108,9 @@ def sync_to_async(
         the caller's; changes are still copied back to the caller.
     :raises TypeError: if ``func`` is a coroutine function, or ``limiter`` or
         ``executor`` is given with ``thread_sensitive=True``, or both are given.
+    :raises RuntimeError: (when awaited) if no asyncio or trio loop runs; if the outer
+        sync thread has stopped waiting (``adapter._outer.MailboxClosed``); or if the
+        outer sync thread is the one running this loop (it could never serve the call).
     """
 
     def decorate(sync_func: Callable[P, R]) -> Callable[P, Coroutine[Any, Any, R]]:
@@ -138,7 +146,11 @@ def _sync_to_async(
                 # The outer sync thread if there is one (asgiref semantics), else the
                 # shared thread.  A closed mailbox raises MailboxClosed here.
                 mailbox = current_mailbox.get()
-                (shared_mailbox() if mailbox is None else mailbox).post(call.run)
+                if mailbox is None:
+                    mailbox = shared_mailbox()
+                elif mailbox.is_owned_by_current_thread():
+                    raise RuntimeError(_OWN_THREAD_RUNS_THE_LOOP)
+                mailbox.post(call.run)
                 await loop.wait(call)
             elif executor is not None:
                 executor.submit(call.run)

@@ -236,9 +236,13 @@ async def test_an_executor_can_be_passed_as_in_asgiref() -> None:
 
 
 async def test_a_closed_outer_thread_fails_the_call_clearly() -> None:
-    mailbox = ThreadMailbox()
-    mailbox.close()
-    token = current_mailbox.set(mailbox)
+    def closed_mailbox() -> ThreadMailbox:
+        # An outer sync thread whose async_to_sync call (or WSGI request) is over.
+        mailbox = ThreadMailbox()
+        mailbox.close()
+        return mailbox
+
+    token = current_mailbox.set(await anyio.to_thread.run_sync(closed_mailbox))
     try:
         with pytest.raises(MailboxClosed, match="stopped waiting"):
             await sync_to_async(threading.get_ident)()
