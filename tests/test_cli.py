@@ -148,6 +148,7 @@ BAD_INPUT = [
         id="workers-unsupported",
     ),
     pytest.param(["--workers", "0"], ["at least 1"], id="zero-workers"),
+    pytest.param(["--workers", "two"], ["must be a whole number, got 'two'"], id="workers-word"),
     pytest.param(["--port", "70000"], ["between 1 and 65535"], id="bad-port"),
     pytest.param(["--interface", "rsgi"], ["invalid choice: 'rsgi'"], id="unknown-interface"),
     pytest.param(["--factory"], ["need an APP"], id="demo-factory"),
