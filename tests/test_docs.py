@@ -459,7 +459,14 @@ def _on_free_loopback_port(argv: list[str], bind: list[str]) -> list[str]:
     [
         ("uvicorn hello_flask:app --host", [], {"hello": "world", "home": "/"}),
         ("hypercorn hello_flask:app --worker-class trio", [], {"hello": "world", "home": "/"}),
+        ("granian --interface asgi hello_flask:app --host", [], {"hello": "world", "home": "/"}),
+        ("daphne -b", [], {"hello": "world", "home": "/"}),
         ("waitress-serve", [], {"hello": "world"}),
+        (
+            "gunicorn hello_starlette:application --worker-class gthread",
+            ["--bind", "127.0.0.1:{port}"],
+            {"greeting": "hello from the lifespan"},
+        ),
         (
             "gunicorn hello_fastapi:application --workers 4 --preload",
             ["--bind", "127.0.0.1:{port}"],
@@ -470,6 +477,16 @@ def _on_free_loopback_port(argv: list[str], bind: list[str]) -> list[str]:
             ["--host", "127.0.0.1", "--port", "{port}"],
             {"hello": "world", "home": "/"},
         ),
+    ],
+    ids=[
+        "uvicorn",
+        "hypercorn-trio",
+        "granian",
+        "daphne",
+        "waitress",
+        "gunicorn-gthread",
+        "gunicorn-preload",
+        "adapter-serve",
     ],
 )
 def test_recipe_command_serves(
