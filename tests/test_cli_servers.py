@@ -135,3 +135,13 @@ def test_wsgi_app_on_uvicorn_workers(tmp_path: Path) -> None:
         _, body = get_json(url + "/")
     assert body["interface"] == "wsgi"
     assert body["wrapped"] is True
+
+
+def test_the_issues_first_example_django_wsgi_on_uvicorn() -> None:
+    # `python -m adapter serve legacy.wsgi:application`: Django's WSGI handler is an object
+    # with a plain __call__(environ, start_response), told apart as WSGI and wrapped.
+    with running_server(serve("tests.apps.django_app:application")) as url:
+        response = httpx.get(url + "/hello", timeout=REQUEST_TIMEOUT)
+    assert response.status_code == 200
+    assert response.json()["hello"] == "django"
+    assert "uvicorn" in response.headers["server"]
