@@ -162,9 +162,11 @@ def wrk_path() -> str | None:
 
 
 def wrk_version(executable: str) -> str:
-    """The first line wrk prints about itself."""
+    """``wrk`` and its version, from what it prints about itself."""
     done = subprocess.run([executable, "-v"], capture_output=True, text=True, timeout=10)
-    return (done.stdout + done.stderr).strip().splitlines()[0]
+    text = (done.stdout + done.stderr).strip()
+    found = re.search(r"wrk\s+\S*?(\d+\.\d+\.\d+)", text)
+    return f"wrk {found.group(1)}" if found else text.splitlines()[0]
 
 
 def _milliseconds(text: str) -> float:

@@ -50,8 +50,8 @@ PACKAGES = (
     "uvloop", "httptools", "h11", "trio",
 )  # fmt: skip
 SINGLE_PROCESS_NOTE = (
-    "Each server runs as a single process (uvicorn without workers, gunicorn --workers 1 "
-    "--worker-class sync) on 127.0.0.1, so that on this machine the server and the load "
+    "Each server runs as a single process (uvicorn without workers, gunicorn with one sync "
+    "worker) on 127.0.0.1, so that on this machine the server and the load "
     "generator each get about one core. gunicorn's sync worker closes the connection after "
     "every response (no keep-alive); uvicorn keeps connections alive."
 )
