@@ -245,6 +245,10 @@ def test_every_command_names_an_app_of_the_servers_protocol(tmp_path: Path) -> N
         else:
             pytest.fail(f"{page}: teach test_docs.py about this command: {shlex.join(argv)}")
 
+    quickstart = (DOCS / "quickstart.rst").read_text()
+    for extra in known_extras:
+        assert f"``{extra}``" in quickstart, f"the quickstart does not name the extra [{extra}]"
+
     kinds = _app_kinds(sorted(expected), tmp_path)
     for target, wanted in expected.items():
         assert kinds[target] != "not an app", target
