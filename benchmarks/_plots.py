@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 from xml.sax.saxutils import escape
 
-WIDTH = 760
-LABEL_WIDTH = 300
+WIDTH = 900
+LABEL_WIDTH = 380
 BAR_HEIGHT = 26
 GAP = 10
 TOP = 40
@@ -14,14 +14,17 @@ OURS_COLOUR = "#2b6cb0"
 PEER_COLOUR = "#a0aec0"
 
 
-def bar_chart(title: str, bars: list[tuple[str, float | None, bool]], unit: str) -> str:
-    """An SVG of one bar per ``(label, value, is_ours)``; ``None`` shows as unavailable.
+Bar = tuple[str, float | None, bool, str]
+
+
+def bar_chart(title: str, bars: list[Bar], unit: str) -> str:
+    """An SVG of one bar per ``(label, value, is_ours, why_no_value)``.
 
     :param title: drawn above the bars.
     :param bars: in the order drawn, top to bottom.
     :param unit: appended to each value.
     """
-    values = [value for _, value, _ in bars if value is not None]
+    values = [value for _, value, _, _ in bars if value is not None]
     largest = max(values) if values else 1.0
     room = WIDTH - LABEL_WIDTH - 120
     height = TOP + len(bars) * (BAR_HEIGHT + GAP) + GAP
@@ -31,14 +34,16 @@ def bar_chart(title: str, bars: list[tuple[str, float | None, bool]], unit: str)
         f'<rect width="{WIDTH}" height="{height}" fill="white"/>',
         f'<text x="10" y="24" font-size="15" font-weight="bold">{escape(title)}</text>',
     ]
-    for index, (label, value, ours) in enumerate(bars):
+    for index, (label, value, ours, missing) in enumerate(bars):
         y = TOP + index * (BAR_HEIGHT + GAP)
         middle = y + BAR_HEIGHT / 2 + 4
         parts.append(
             f'<text x="{LABEL_WIDTH - 8}" y="{middle}" text-anchor="end">{escape(label)}</text>'
         )
         if value is None:
-            parts.append(f'<text x="{LABEL_WIDTH}" y="{middle}" fill="#c53030">unavailable</text>')
+            parts.append(
+                f'<text x="{LABEL_WIDTH}" y="{middle}" fill="#c53030">{escape(missing)}</text>'
+            )
             continue
         length = max(1.0, room * value / largest)
         colour = OURS_COLOUR if ours else PEER_COLOUR
@@ -64,12 +69,13 @@ def plots(section: str, meta: tuple[str, str, str, str], results: dict[str, Any]
     title, ours_key, figure, unit = meta
     rows = results["sections"][section]["rows"]
 
-    def bars(key: str) -> list[tuple[str, float | None, bool]]:
+    def bars(key: str) -> list[Bar]:
         return [
             (
                 f"{row['label']} ({row['server']})",
                 row.get(key) if row["status"] == "ok" else None,
                 row["key"] == ours_key,
+                "failed requests under load" if row["status"] == "errors" else "unavailable",
             )
             for row in rows
         ]
