@@ -292,6 +292,9 @@ def main(argv: list[str]) -> int:
     """Regenerate the markdown from a results file (default: latest.json), and the docs
     when that file is a full run's ``latest.json``: a quick run never reaches the docs."""
     source = Path(argv[0]) if argv else LATEST
+    if not source.exists():
+        sys.stderr.write(f"{source} does not exist: run python benchmarks/run.py first\n")
+        return 2
     results = json.loads(source.read_text())
     results["goals"] = goals(results)
     source.with_suffix(".md").write_text(markdown(results))
