@@ -125,6 +125,7 @@ class AsgiToWsgiResponder:
         self._client_gone = False
         self._task_done = False
         self._task_error: BaseException | None = None
+        self._final: tuple[concurrent.futures.Future[_Chunk], bytes] | None = None
         self._cancel_scope: anyio.CancelScope | None = None
         self._task_outcome: concurrent.futures.Future[BaseException | None] = (
             concurrent.futures.Future()
@@ -287,6 +288,7 @@ class AsgiToWsgiResponder:
             else:
                 wanted.set_result((b"", False))
         self._task_outcome.set_result(error)
+        self._deliver_final()
 
     async def _receive(self) -> Message:
         while True:
@@ -340,10 +342,23 @@ class AsgiToWsgiResponder:
             if self._client_gone:
                 raise ClientGone("the client is gone (the WSGI server closed the response)")
         wanted, self._wanted = self._wanted, None
-        if not more:
-            self._response_complete = True
-            self._wake()
-        wanted.set_result((bytes(body), more))
+        if more:
+            wanted.set_result((bytes(body), True))
+            return
+        self._response_complete = True
+        self._wake()
+        # The last chunk is handed over once this task step is over (at the task's end,
+        # or at the loop's next turn if the app carries on, e.g. background tasks), not
+        # now: woken now, the request thread would only wait for the GIL while this
+        # thread finishes the task, and close() would find the task still running.
+        self._final = (wanted, bytes(body))
+        self._loop.call_soon(self._deliver_final)
+
+    def _deliver_final(self) -> None:
+        if self._final is not None:
+            wanted, body = self._final
+            self._final = None
+            wanted.set_result((body, False))
 
 
 class ResponseBody:

@@ -9,13 +9,14 @@ request, :mod:`adapter._asgi_lifespan` runs the lifespan protocol, and
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from adapter._asgi_lifespan import Lifespan
 from adapter._asgi_responder import AsgiToWsgiResponder
 from adapter._types import ASGIApp, Environ
-from adapter.loop import get_loop
+from adapter.loop import SharedLoop, get_loop
 from adapter.scope import build_scope
 
 if TYPE_CHECKING:
@@ -61,6 +62,8 @@ class AsgiToWsgi:
         self.backend = backend
         self.backend_options = dict(backend_options or {})
         self._lifespan = Lifespan(asgi_app, lifespan)
+        self._loop: SharedLoop | None = None
+        self._loop_pid = 0
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         """Serve one request (PEP 3333).
@@ -69,7 +72,10 @@ class AsgiToWsgi:
         :param start_response: the server's ``start_response``.
         :raises LifespanFailed: if lifespan startup failed (see ``lifespan``).
         """
-        loop = get_loop(self.backend, self.backend_options)
+        loop = self._loop
+        if loop is None or self._loop_pid != os.getpid():  # first use, or a forked child
+            loop = self._loop = get_loop(self.backend, self.backend_options)
+            self._loop_pid = os.getpid()
         self._lifespan.ensure_started(loop)
         scope = build_scope(environ, state=self._lifespan.state)
         return AsgiToWsgiResponder(self.asgi_app, scope, environ, loop).respond(start_response)

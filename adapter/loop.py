@@ -19,6 +19,7 @@ Interface (for ``adapter.asgi_to_wsgi``, ``adapter.sync`` and tests):
   thread but the loop's own.
 - :meth:`SharedLoop.call_soon_threadsafe` runs a plain callback on the loop thread: the
   cheapest hop, one per request start and one per wanted response chunk.
+- :meth:`SharedLoop.call_soon` does the same from the loop thread itself.
 - :meth:`SharedLoop.spawn_soon` starts a task on the loop from any thread; the task
   must handle its own errors (anything escaping is logged, never raised elsewhere).
 - :meth:`SharedLoop.clock` is the loop's clock for callbacks running on it.
@@ -127,6 +128,17 @@ class SharedLoop:
         """
         assert self._call_soon is not None
         self._call_soon(callback, *args)
+
+    def call_soon(self, callback: Callable[..., object], *args: Any) -> None:
+        """Run ``callback(*args)`` at the loop's next turn; on the loop thread only.
+
+        :param callback: a plain callable that must not raise.
+        :param args: its positional arguments.
+        """
+        if self._asyncio_loop is not None:
+            self._asyncio_loop.call_soon(callback, *args)  # no self-pipe write in-thread
+        else:
+            self.call_soon_threadsafe(callback, *args)
 
     def spawn_soon(self, async_fn: Callable[..., Awaitable[object]], *args: Any) -> None:
         """Start ``async_fn(*args)`` as a task on the loop; callable from any thread.

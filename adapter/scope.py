@@ -48,7 +48,8 @@ _HOP_BY_HOP = frozenset(
 )
 # RFC 9110 5.6.2: a field name is a token.  CR, LF and NUL are never allowed in a value.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
-_BAD_VALUE = re.compile(r"[\r\n\x00]")
+_NAME_CACHE: dict[bytes, str | None] = {}
+_NAME_CACHE_LIMIT = 1024
 
 
 def _wsgi_text_to_utf8(value: str) -> str:
@@ -161,6 +162,21 @@ def status_line(status: object) -> str:
     return f"{status} {phrase}"
 
 
+def _checked_name(name_bytes: bytes) -> str | None:
+    """The header name as text, None for a hop-by-hop one; cached, names repeat."""
+    try:
+        return _NAME_CACHE[name_bytes]
+    except KeyError:
+        pass
+    name = name_bytes.decode("latin-1")
+    if not _TOKEN.match(name):
+        raise ProtocolError(f"'http.response.start' has an invalid header name {name_bytes!r}")
+    checked = None if name.lower() in _HOP_BY_HOP else name
+    if len(_NAME_CACHE) < _NAME_CACHE_LIMIT:  # bounded: an app may invent names
+        _NAME_CACHE[name_bytes] = checked
+    return checked
+
+
 def wsgi_headers(raw_headers: Iterable[tuple[bytes, bytes]]) -> Headers:
     """PEP 3333 header pairs (latin-1 text) for the headers of ``http.response.start``.
 
@@ -173,17 +189,17 @@ def wsgi_headers(raw_headers: Iterable[tuple[bytes, bytes]]) -> Headers:
     headers: Headers = []
     for pair in raw_headers:
         name_bytes, value_bytes = pair
-        if not isinstance(name_bytes, bytes | bytearray) or not isinstance(
-            value_bytes, bytes | bytearray
-        ):
-            raise ProtocolError(
-                f"'http.response.start' header {pair!r}: names and values must be bytes"
-            )
-        name = name_bytes.decode("latin-1")
-        value = value_bytes.decode("latin-1")
-        if not _TOKEN.match(name) or _BAD_VALUE.search(value):
+        if type(name_bytes) is not bytes or type(value_bytes) is not bytes:
+            if not isinstance(name_bytes, bytes | bytearray) or not isinstance(
+                value_bytes, bytes | bytearray
+            ):
+                raise ProtocolError(
+                    f"'http.response.start' header {pair!r}: names and values must be bytes"
+                )
+            name_bytes, value_bytes = bytes(name_bytes), bytes(value_bytes)
+        name = _checked_name(name_bytes)
+        if b"\r" in value_bytes or b"\n" in value_bytes or b"\0" in value_bytes:
             raise ProtocolError(f"'http.response.start' has an invalid header {pair!r}")
-        if name.lower() in _HOP_BY_HOP:
-            continue
-        headers.append((name, value))
+        if name is not None:
+            headers.append((name, value_bytes.decode("latin-1")))
     return headers

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -186,6 +187,11 @@ def test_gunicorn_preload_two_workers_fork_safety(tmp_path: Path) -> None:
             target=lambda: held.append(client.get("/hold", params={"flag": str(flag)}))
         )
         holder.start()
+        held_marker = tmp_path / "release.held"
+        deadline = time.monotonic() + 20
+        while not held_marker.exists() and time.monotonic() < deadline:  # an event, polled
+            time.sleep(0.01)
+        assert held_marker.exists(), "no worker took the held request"
         try:
             # A sync worker serves one request at a time: while one worker holds
             # /hold, the other worker must answer these.

@@ -76,8 +76,12 @@ async def state(request: Request) -> Response:
 
 
 async def hold(request: Request) -> Response:
-    """Answer only once the file named by ``flag`` exists (for real-server tests)."""
+    """Answer only once the file named by ``flag`` exists (for real-server tests).
+
+    Creates ``<flag>.held`` first, so a test knows this worker is now busy.
+    """
     flag = anyio.Path(request.query_params["flag"])
+    await anyio.Path(str(flag) + ".held").write_text(str(os.getpid()))
     with anyio.fail_after(20):
         while not await flag.exists():
             await anyio.sleep(0.01)
