@@ -106,13 +106,18 @@ def _write_benchmark_figures() -> None:
     results = bench / "results.rst"
     shown = results.read_text() if results.exists() else ""
     lines: list[str] = []
-    for image in sorted([*bench.glob("*.svg"), *bench.glob("*.png")]):
+    images = sorted([*bench.glob("*.svg"), *bench.glob("*.png")])
+    for image in images:
         if image.name in shown:
             continue
         title = image.stem.replace("_", " ").replace("-", " ")
         lines += [f".. figure:: /benchmarks/{image.name}", "   :width: 100%", "", f"   {title}", ""]
-    if not lines:
-        lines = ["No plots are in ``docs/benchmarks/`` yet.", ""]
+    if lines:
+        lines = ["More plots", "----------", "", *lines]
+    elif images:
+        lines = [".. Every plot is shown in results.rst, beside its table.", ""]
+    else:
+        lines = ["Plots", "-----", "", "No plots are in ``docs/benchmarks/`` yet.", ""]
     text = "\n".join(lines)
     target = GENERATED / "benchmark-figures.rst.inc"
     if not target.exists() or target.read_text() != text:
