@@ -22,6 +22,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
+import functools
 import logging
 import os
 import sys
@@ -234,7 +235,9 @@ class AsyncioLoop(LoopHandle):
     ) -> None:
         task = self.loop.create_task(_settle(coro_fn, future))
         _running_tasks.add(task)
-        task.add_done_callback(_running_tasks.discard)
+        # A task cancelled before its first step (asyncio.run cancelling what is left)
+        # never enters `capture`: this callback answers the waiting thread instead.
+        task.add_done_callback(functools.partial(_settle_unstarted, future))
 
 
 def _finish_asyncio(call: ThreadCall) -> None:
@@ -300,6 +303,14 @@ def _spawn_trio(
 
 async def _settle(coro_fn: CoroutineFunction, future: concurrent.futures.Future[Outcome]) -> None:
     future.set_result(await capture(coro_fn))
+
+
+def _settle_unstarted(future: concurrent.futures.Future[Outcome], task: asyncio.Task[None]) -> None:
+    _running_tasks.discard(task)
+    if not future.done():
+        # Cancelled before its first step (the loop is shutting down): nothing ran.
+        error = asyncio.CancelledError("the event loop cancelled the coroutine before it started")
+        future.set_result(Outcome(None, error, contextvars.copy_context()))
 
 
 def current_loop() -> LoopHandle:

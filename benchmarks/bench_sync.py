@@ -5,7 +5,9 @@ prints a table and writes ``benchmarks/results/sync.json``.  Every case calls a 
 that does nothing, so the time per call is the helper's own overhead.  Both libraries
 are measured in one run on asyncio, in interleaved rounds (ours, asgiref, asgiref,
 ours, ...) so that a noisy neighbour on the machine hits both alike; each figure is the
-median of the rounds.  The goal is a ratio (ours / asgiref) of at most 0.5.
+median of the rounds.  The goal is a ratio (ours / asgiref) of at most 0.5.  Beside
+them, the "floor": the same two thread hand-offs done bare (a ``SimpleQueue`` one way,
+``call_soon_threadsafe`` the other), below which no helper can go on this machine.
 
 Cases:
 
@@ -26,8 +28,10 @@ import asyncio
 import json
 import os
 import platform
+import queue
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -120,13 +124,85 @@ def async_to_sync_fresh_loop(helpers: ModuleType, calls: int) -> float:
     return time.perf_counter() - started
 
 
-# (name, measure, share of --calls: a fresh loop per call is slow, so it makes fewer)
-CASES: list[tuple[str, Measure, float]] = [
-    ("sync_to_async thread_sensitive", sync_to_async_sensitive, 1.0),
-    ("sync_to_async thread_sensitive=False", sync_to_async_unsensitive, 1.0),
-    ("sync_to_async into the outer sync thread", sync_to_async_outer_thread, 1.0),
-    ("async_to_sync on the outer loop", async_to_sync_outer_loop, 1.0),
-    ("async_to_sync from a plain thread", async_to_sync_fresh_loop, 0.2),
+def floor_loop_to_thread(calls: int) -> float:
+    """Two bare hand-offs, loop -> thread -> loop: what any sync_to_async must pay."""
+    inbox: queue.SimpleQueue[Callable[[], object] | None] = queue.SimpleQueue()
+
+    def serve() -> None:
+        while (job := inbox.get()) is not None:
+            job()
+
+    threading.Thread(target=serve, daemon=True).start()
+
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+
+        async def once() -> None:
+            done = loop.create_future()
+            inbox.put(lambda: loop.call_soon_threadsafe(done.set_result, None))
+            await done
+
+        for _ in range(max(calls // 10, 10)):
+            await once()
+        started = time.perf_counter()
+        for _ in range(calls):
+            await once()
+        return time.perf_counter() - started
+
+    try:
+        return asyncio.run(main())
+    finally:
+        inbox.put(None)
+
+
+def floor_thread_to_loop(calls: int) -> float:
+    """Two bare hand-offs, thread -> loop (a task) -> thread: what async_to_sync must pay."""
+
+    def in_thread(loop: asyncio.AbstractEventLoop) -> float:
+        answers: queue.SimpleQueue[None] = queue.SimpleQueue()
+
+        async def task() -> None:
+            answers.put(None)
+
+        def start() -> None:
+            loop.create_task(task())
+
+        for _ in range(max(calls // 10, 10)):
+            loop.call_soon_threadsafe(start)
+            answers.get()
+        started = time.perf_counter()
+        for _ in range(calls):
+            loop.call_soon_threadsafe(start)
+            answers.get()
+        return time.perf_counter() - started
+
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, in_thread, loop)
+
+    return asyncio.run(main())
+
+
+Floor = Callable[[int], float]
+
+# (name, measure, share of --calls (a fresh loop per call is slow, so it makes fewer),
+#  the bare hand-offs the case can not go below, measured alongside)
+CASES: list[tuple[str, Measure, float, Floor | None]] = [
+    ("sync_to_async thread_sensitive", sync_to_async_sensitive, 1.0, floor_loop_to_thread),
+    (
+        "sync_to_async thread_sensitive=False",
+        sync_to_async_unsensitive,
+        1.0,
+        floor_loop_to_thread,
+    ),
+    (
+        "sync_to_async into the outer sync thread",
+        sync_to_async_outer_thread,
+        1.0,
+        floor_loop_to_thread,
+    ),
+    ("async_to_sync on the outer loop", async_to_sync_outer_loop, 1.0, floor_thread_to_loop),
+    ("async_to_sync from a plain thread", async_to_sync_fresh_loop, 0.2, None),
 ]
 
 
@@ -134,16 +210,19 @@ def run(calls: int, rounds: int) -> dict[str, Any]:
     """Measure every case; return what goes into the JSON."""
     libraries = {"ours": adapter.sync, "asgiref": asgiref.sync}
     rows = []
-    for name, measure, share in CASES:
+    for name, measure, share, floor in CASES:
         count = max(int(calls * share), 50)
-        samples: dict[str, list[float]] = {"ours": [], "asgiref": []}
+        samples: dict[str, list[float]] = {"ours": [], "asgiref": [], "floor": []}
         for round_number in range(rounds):
             order = ["ours", "asgiref"] if round_number % 2 == 0 else ["asgiref", "ours"]
             for library in order:
                 elapsed = measure(libraries[library], count)
                 samples[library].append(elapsed / count * 1e6)
+            if floor is not None:
+                samples["floor"].append(floor(count) / count * 1e6)
         ours = statistics.median(samples["ours"])
         theirs = statistics.median(samples["asgiref"])
+        bare = statistics.median(samples["floor"]) if samples["floor"] else None
         rows.append(
             {
                 "name": name,
@@ -152,6 +231,7 @@ def run(calls: int, rounds: int) -> dict[str, Any]:
                 "asgiref_us": round(theirs, 2),
                 "ratio": round(ours / theirs, 3),
                 "goal_met": ours / theirs <= GOAL,
+                "floor_us": None if bare is None else round(bare, 2),
                 "ours_rounds_us": [round(sample, 2) for sample in samples["ours"]],
                 "asgiref_rounds_us": [round(sample, 2) for sample in samples["asgiref"]],
             }
@@ -173,14 +253,22 @@ def run(calls: int, rounds: int) -> dict[str, Any]:
 
 def table(results: dict[str, Any]) -> str:
     """The rows as a fixed-width text table."""
-    header = f"{'case':<44} {'ours us':>9} {'asgiref us':>11} {'ratio':>7}  goal<=0.5"
+    header = (
+        f"{'case':<44} {'ours us':>9} {'asgiref us':>11} {'ratio':>7}  {'goal<=0.5':<9}"
+        f" {'floor us':>9}"
+    )
     lines = [header, "-" * len(header)]
     for row in results["rows"]:
         mark = "met" if row["goal_met"] else "MISSED"
+        floor = "-" if row["floor_us"] is None else f"{row['floor_us']:.1f}"
         lines.append(
             f"{row['name']:<44} {row['ours_us']:>9.1f} {row['asgiref_us']:>11.1f}"
-            f" {row['ratio']:>7.2f}  {mark}"
+            f" {row['ratio']:>7.2f}  {mark:<9} {floor:>9}"
         )
+    lines.append(
+        "floor: two bare thread hand-offs (SimpleQueue + call_soon_threadsafe), the least "
+        "any helper can cost per call here"
+    )
     return "\n".join(lines)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import select
 import signal
@@ -13,6 +14,7 @@ import anyio
 import pytest
 
 from adapter import async_to_sync, sync_to_async
+from adapter._sync_loops import AsyncioLoop
 
 BACKENDS = ["asyncio", "trio"]
 
@@ -111,3 +113,24 @@ def test_a_forked_child_gets_its_own_threads() -> None:
             os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
     assert answer == b"14"
+
+
+def test_a_coroutine_cancelled_before_it_starts_still_answers_the_sync_caller() -> None:
+    # asyncio.run cancels the tasks left at its end, some before their first step; the
+    # sync thread waiting for one must get the cancellation, not wait forever.
+    loop = asyncio.new_event_loop()
+    try:
+        future = AsyncioLoop(loop).submit(nothing, contextvars.copy_context())
+        loop.call_soon(loop.stop)
+        loop.run_forever()  # one pass: the task is made, not yet started
+        for task in asyncio.all_tasks(loop):
+            task.cancel()
+        loop.run_until_complete(asyncio.sleep(0))
+        outcome = future.result(timeout=10)
+    finally:
+        loop.close()
+    assert isinstance(outcome.error, asyncio.CancelledError)
+
+
+async def nothing() -> None:
+    return None
