@@ -141,9 +141,13 @@ class AsgiToWsgiResponder:
     def respond(self, start_response: StartResponse) -> ResponseBody | list[bytes]:
         """Start the app, wait for its response start and first body message.
 
+        The app's errors before the response starts become a 500 (and a log line);
+        they are not raised here.
+
         :param start_response: the server's PEP 3333 ``start_response``.
-        :raises OSError: never for the app's errors before the response starts (those
-            become a 500); only what ``start_response`` itself raises.
+        :raises BaseException: what ``start_response`` raises, and what interrupts the
+            wait (``SystemExit`` from a worker timeout, ``KeyboardInterrupt``); the app's
+            task is told the client is gone first.
         """
         if self._body.left is not None and self._body.left <= BODY_PIECE_SIZE:
             # A small body travels with the task start: no hop back for receive().
@@ -198,7 +202,7 @@ class AsgiToWsgiResponder:
             return
         self._closed = True
         gone = not (complete and self._response_complete_seen)
-        if gone:
+        if gone and not self._task_outcome.done():
             self._loop.call_soon_threadsafe(self._loop_client_gone)
         try:
             late_error = self._wait(self._task_outcome)

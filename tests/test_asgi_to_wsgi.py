@@ -111,9 +111,11 @@ class CountingInput(io.BytesIO):
     def __init__(self, data: bytes) -> None:
         super().__init__(data)
         self.asked: list[int] = []
+        self.threads: set[int] = set()
 
     def read(self, size: int | None = -1, /) -> bytes:
         self.asked.append(-1 if size is None else size)
+        self.threads.add(threading.get_ident())
         return super().read(size)
 
 
@@ -131,6 +133,8 @@ def test_body_streams_in_bounded_pieces_and_honours_content_length(backend: str)
     assert report["content_length"] == str(len(data))
     assert max(stream.asked) <= BODY_PIECE_SIZE
     assert stream.tell() == len(data)  # not a byte past CONTENT_LENGTH
+    # Read by the request thread (the WSGI server's), as receive() asked for each piece.
+    assert stream.threads == {threading.get_ident()}
 
 
 def test_chunked_upload_without_length_arrives_whole_when_input_is_terminated(backend: str) -> None:
