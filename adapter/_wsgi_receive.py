@@ -112,11 +112,6 @@ class BodyReceiver:
         self._lock = anyio.Lock()
         task_group.start_soon(self._watch_for_disconnect)
 
-    @property
-    def watching(self) -> bool:
-        """Whether the watch has started (it then shares ``receive()`` under a lock)."""
-        return self._lock is not None
-
     async def _watch_for_disconnect(self) -> None:
         lock = self._lock
         assert lock is not None

@@ -1,8 +1,7 @@
 """WsgiToAsgi's small pieces around a request: other scopes, and what headers say.
 
 ``lifespan`` is answered (a WSGI app has no startup or shutdown), ``websocket`` is
-refused before accepting, and the request headers tell whether a body may follow
-and how long it claims to be.
+refused before accepting, and the request headers tell how long the body claims to be.
 """
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ from typing import TypeAlias
 
 from adapter._types import Receive, Scope, Send
 
-__all__ = ["Batch", "answer_lifespan", "declared_length", "may_have_body", "refuse_websocket"]
+__all__ = ["Batch", "answer_lifespan", "declared_length", "refuse_websocket"]
 
 
 async def answer_lifespan(receive: Receive, send: Send) -> None:
@@ -31,22 +30,6 @@ async def answer_lifespan(receive: Receive, send: Send) -> None:
 
 Batch: TypeAlias = "tuple[list[bytes], bool] | Exception"
 """What a pull hands to the sender: chunks and whether they end the body, or an error."""
-
-_BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "TRACE"})
-
-
-def may_have_body(scope: Scope) -> bool:
-    """Whether a request may carry a body (a wrong guess costs speed, not correctness)."""
-    for name, value in scope.get("headers", ()):
-        name = name.lower()
-        if name == b"content-length":
-            return value.strip() not in (b"0", b"")
-        if name == b"transfer-encoding":
-            return True
-    # HTTP/2 and 3 frame a body without either header.
-    return scope.get("http_version", "1.1") not in ("1.0", "1.1") and (
-        scope["method"] not in _BODYLESS_METHODS
-    )
 
 
 def declared_length(scope: Scope) -> int | None:

@@ -9,18 +9,21 @@ copied from the caller once.
 Thread hand-offs per request (the cost that matters):
 
 - a response whose body is a list or tuple, or that ends with its first non-empty
-  chunk (hello world): **one** hop to a worker, which calls the app, takes the body and
-  closes the iterable; status, headers and body go out together afterwards;
-- a streamed body: one hop for the first chunk, then one hop per
-  :data:`PULL_BYTES` pulled (the last one also closes the iterable);
+  chunk (hello world): **one** hop to a worker, which calls the app, takes the body
+  (and any ``write()`` data) and closes the iterable; status, headers and body go out
+  afterwards, with no task group and no task;
+- a streamed body: one hop for the first chunk, then one hop per :data:`PULL_BYTES`
+  pulled (the last one also closes the iterable).  A second task pulls the next batch
+  while the loop sends the last, and a third watches ``receive()`` for
+  ``http.disconnect``; the app is ahead of the client by at most two batches;
 - each ``wsgi.input`` read that needs more body: one hop back to the loop, which
-  awaits ``receive()`` for up to :data:`adapter.streams.READ_AHEAD_BYTES` (never
-  more than the read asked for, or one message);
-- each ``write()``: one hop back to the loop;
+  awaits ``receive()`` until the read has what it asked for (at most
+  :data:`adapter.streams.READ_AHEAD_BYTES`, or one message, past it);
+- ``write()``: none while its data fits in the current batch (it is sent with the
+  body, in order); one hop back to the loop each time a batch fills;
 - ``close()`` after a disconnect, a cancellation or ``pathsend``: one more hop.
 
-A streamed response watches ``receive()`` for ``http.disconnect`` in a second task;
-when the client goes, the app is stopped at its next chunk and closed.
+When the client goes, the app is stopped at its next chunk and closed.
 """
 
 from __future__ import annotations
@@ -40,13 +43,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 from adapter._types import Receive, Scope, Send, WSGIApp
 from adapter._wsgi_call import WsgiCall
 from adapter._wsgi_receive import BodyReceiver
-from adapter._wsgi_scopes import (
-    Batch,
-    answer_lifespan,
-    declared_length,
-    may_have_body,
-    refuse_websocket,
-)
+from adapter._wsgi_scopes import Batch, answer_lifespan, declared_length, refuse_websocket
 from adapter.environ import build_environ
 from adapter.exceptions import ClientDisconnected
 from adapter.streams import FileWrapper, RequestBody, RequestBodyTooLarge
@@ -55,7 +52,7 @@ __all__ = ["PULL_BYTES", "WsgiToAsgi", "WsgiToAsgiResponder"]
 
 logger = logging.getLogger("adapter")
 
-PULL_BYTES = 128 * 1024
+PULL_BYTES = 256 * 1024
 """How many response bytes one hop takes from a streaming app: its lead on the client."""
 
 
@@ -180,12 +177,7 @@ class WsgiToAsgiResponder(BodyReceiver):
         context = contextvars.copy_context()
         limiter = self._limiter
         try:
-            if may_have_body(self._scope):
-                # Watch receive() from the start: the next body message is received
-                # while the app works on the last one, and a disconnect is seen early.
-                await self._in_task_group(self._respond, call, context, limiter)
-            else:
-                await self._respond(call, context, limiter, None)
+            await self._respond(call, context, limiter)
         except Exception as exc:
             if isinstance(exc, ClientDisconnected) and self.client_gone:
                 logger.debug("the client disconnected before the request body was complete")
@@ -218,8 +210,7 @@ class WsgiToAsgiResponder(BodyReceiver):
         """Run ``body`` in a task group that also watches ``receive()``."""
         failure: Exception | None = None
         async with anyio.create_task_group() as task_group:
-            if not self.watching:
-                self.start_watching(task_group)
+            self.start_watching(task_group)
             try:
                 await body(call, context, limiter, task_group)
             except Exception as exc:
@@ -232,11 +223,7 @@ class WsgiToAsgiResponder(BodyReceiver):
             raise failure
 
     async def _respond(
-        self,
-        call: WsgiCall,
-        context: contextvars.Context,
-        limiter: anyio.CapacityLimiter,
-        task_group: TaskGroup | None,
+        self, call: WsgiCall, context: contextvars.Context, limiter: anyio.CapacityLimiter
     ) -> None:
         chunks, done = await anyio.to_thread.run_sync(context.run, call.first, limiter=limiter)
         if not self._started:
@@ -252,10 +239,7 @@ class WsgiToAsgiResponder(BodyReceiver):
         for chunk in chunks:
             if not await self.send_body(chunk, more_body=True):
                 return
-        if task_group is None:
-            await self._in_task_group(self._stream_rest, call, context, limiter)
-        else:
-            await self._stream_rest(call, context, limiter, task_group)
+        await self._in_task_group(self._stream_rest, call, context, limiter)
 
     async def _stream_rest(
         self,
