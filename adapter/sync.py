@@ -27,6 +27,7 @@ import concurrent.futures
 import contextvars
 import functools
 import inspect
+import sys
 import warnings
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar, overload
@@ -139,7 +140,7 @@ def _sync_to_async(
     @functools.wraps(func)
     async def run_in_thread(*args: P.args, **kwargs: P.kwargs) -> R:
         loop = current_loop()
-        context = contextvars.copy_context() if fixed_context is None else fixed_context
+        context = _context_for_a_thread() if fixed_context is None else fixed_context
         call = ThreadCall(loop, context, func, args, kwargs)
         try:
             if thread_sensitive:
@@ -148,7 +149,7 @@ def _sync_to_async(
                 mailbox = current_mailbox.get()
                 if mailbox is None:
                     mailbox = shared_mailbox()
-                elif mailbox.is_owned_by_current_thread():
+                if mailbox.is_owned_by_current_thread():
                     raise RuntimeError(_OWN_THREAD_RUNS_THE_LOOP)
                 mailbox.post(call.run)
                 await loop.wait(call)
@@ -290,11 +291,33 @@ def _mailbox_for_this_thread() -> tuple[ThreadMailbox, bool]:
     return ThreadMailbox(), True
 
 
+def _sniffio_variable() -> contextvars.ContextVar[str | None] | None:
+    sniffio = sys.modules.get("sniffio")
+    variable: contextvars.ContextVar[str | None] | None = getattr(
+        sniffio, "current_async_library_cvar", None
+    )
+    return variable
+
+
+def _context_for_a_thread() -> contextvars.Context:
+    """A copy of the current context, for sync code in a thread that runs no loop."""
+    context = contextvars.copy_context()
+    # The loop's sniffio marker would tell libraries (anyio.run among them) that the
+    # thread runs a loop; anyio's worker threads clear it the same way.
+    sniffio_variable = _sniffio_variable()
+    if sniffio_variable is not None and sniffio_variable.get() is not None:
+        context.run(sniffio_variable.set, None)
+    return context
+
+
 def _restore_context(changed: contextvars.Context) -> None:
     """Copy the variables that ``changed`` holds differently into the current context."""
+    sniffio_variable = _sniffio_variable()
     for variable, value in changed.items():
-        if variable is current_mailbox:
-            continue  # which mailbox serves a call is ours to set, never carried back
+        if variable is current_mailbox or variable is sniffio_variable:
+            # Which mailbox serves a call, and which loop runs a thread, belong to the
+            # side that set them; they are never carried across.
+            continue
         if variable.get(_MISSING) is not value:
             variable.set(value)
 

@@ -34,6 +34,10 @@ def test_a_loop_run_by_hand_in_the_outer_sync_thread_fails_clearly(backend: str)
 
     with pytest.raises(RuntimeError, match=r"instead of asyncio\.run"):
         async_to_sync(outer, backend=backend)()
+    # The same in the shared thread, when there is no outer sync thread at all.
+    with pytest.raises(RuntimeError, match=r"instead of asyncio\.run"):
+        anyio.run(outer, backend=backend)
+    assert anyio.run(sync_to_async(lambda: "still works"), backend=backend) == "still works"
 
 
 def test_native_asyncio_cancel_waits_for_the_thread_then_later_calls_work() -> None:

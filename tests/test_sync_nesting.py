@@ -84,6 +84,23 @@ async def test_context_crosses_both_bridges_and_comes_back() -> None:
     assert trail.get() == ("sync", "coroutine")
 
 
+@pytest.mark.parametrize("thread_sensitive", [True, False])
+async def test_the_loops_sniffio_marker_stays_on_the_loop(thread_sensitive: bool) -> None:
+    # As in anyio's worker threads: sync code in the thread sees no running loop (so it
+    # may start one), and the task's own marker is intact afterwards.
+    library = sniffio.current_async_library()
+
+    def no_library_here() -> bool:
+        try:
+            sniffio.current_async_library()
+        except sniffio.AsyncLibraryNotFoundError:
+            return True
+        return False
+
+    assert await sync_to_async(no_library_here, thread_sensitive=thread_sensitive)()
+    assert sniffio.current_async_library() == library
+
+
 # -- point 5: nesting to depth four, and cancellation ----------------------------------
 
 
