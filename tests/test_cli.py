@@ -8,6 +8,7 @@ timeout, which a server that started anyway would hit).
 from __future__ import annotations
 
 import argparse
+import json
 import socket
 import subprocess
 import sys
@@ -17,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from adapter import cli
-from adapter._servers import SERVERS
+from adapter import AsgiToWsgi, WsgiToAsgi, cli
+from adapter._servers import SERVERS, is_coroutine_callable, served_app
 from tests.apps import cli_asgi, cli_odd, cli_wsgi
 from tests.servers import ROOT, free_port
 
@@ -308,3 +309,41 @@ def test_worker_app_without_the_environment_says_how_to_start() -> None:
     result = run_cli(code="from adapter.cli import worker_app; worker_app()")
     assert result.returncode != 0
     assert "python -m adapter serve" in result.stderr
+
+
+# --- the workers' import target and the wrapping -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("app", "interface", "server", "wrapper"),
+    [
+        ("tests.apps.cli_wsgi:app", "wsgi", "uvicorn", WsgiToAsgi),
+        ("tests.apps.cli_asgi:application", "asgi", "gunicorn", AsgiToWsgi),
+        (None, "wsgi", "granian", WsgiToAsgi),
+    ],
+)
+def test_worker_app_rebuilds_and_wraps_what_the_command_line_chose(
+    monkeypatch: pytest.MonkeyPatch, app: str | None, interface: str, server: str, wrapper: type
+) -> None:
+    config = {
+        "app": app,
+        "factory": False,
+        "interface": interface,
+        "server": server,
+        "import_path": [str(ROOT)],
+    }
+    monkeypatch.setenv(cli.CONFIG_ENV, json.dumps(config))
+    assert isinstance(cli.worker_app(), wrapper)
+
+
+def test_an_app_declared_asgi_gets_an_async_call() -> None:
+    # daphne and hypercorn take a plain callable for ASGI 2 or WSGI; --interface asgi wins.
+    async def real_app(scope: Any, receive: Any, send: Any) -> None: ...
+
+    def returns_a_coroutine(scope: Any, receive: Any, send: Any) -> Any:
+        return real_app(scope, receive, send)
+
+    served = served_app(returns_a_coroutine, "asgi", "asgi")
+    assert is_coroutine_callable(served)
+    assert served_app(real_app, "asgi", "asgi") is real_app
+    assert served_app(cli_wsgi.app, "wsgi", "wsgi") is cli_wsgi.app
