@@ -11,6 +11,7 @@ import hashlib
 import os
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -20,6 +21,7 @@ from tests.apps import django_app, flask_app
 from tests.servers import running_server
 
 UPLOAD = os.urandom(3 * 1024 * 1024 + 17)
+FLASK_APP_SOURCE = Path(flask_app.__file__).read_bytes()
 
 
 def drained(app: ASGIApp) -> ASGIApp:
@@ -93,6 +95,12 @@ async def test_flask_404_and_abort(flask_client: httpx.AsyncClient, path: str, s
 
 
 @pytest.mark.anyio
+async def test_flask_send_file(flask_client: httpx.AsyncClient) -> None:
+    response = await flask_client.get("/mnt/file")
+    assert response.content == FLASK_APP_SOURCE
+
+
+@pytest.mark.anyio
 async def test_flask_error_is_flasks_own_500(flask_client: httpx.AsyncClient) -> None:
     assert (await flask_client.get("/mnt/error")).status_code == 500
 
@@ -144,6 +152,19 @@ SERVERS = {
         "-k",
         "trio",
     ],
+    # Offers http.response.pathsend: send_file goes out by path.
+    "granian": [
+        "granian",
+        "--interface",
+        "asgi",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+        "--log-level",
+        "warning",
+        "tests.apps.flask_app:asgi",
+    ],
 }
 
 
@@ -169,6 +190,9 @@ def test_flask_on_a_real_server(server: str) -> None:
         streamed = client.get("/stream?lines=20000")
         assert streamed.text.splitlines() == [f"line {n}" for n in range(20000)]
         assert client.get("/nowhere").status_code == 404
+        # send_file: through http.response.pathsend where the server offers it
+        # (granian), in blocks otherwise (uvicorn, hypercorn).
+        assert client.get("/file").content == FLASK_APP_SOURCE
         assert client.get("/abort").status_code == 403
 
         # A client that leaves mid-stream: the server notices, the generator is closed.

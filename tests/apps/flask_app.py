@@ -12,7 +12,7 @@ import itertools
 import threading
 from collections.abc import Iterator
 
-from flask import Flask, Response, abort, jsonify, request, stream_with_context
+from flask import Flask, Response, abort, jsonify, request, send_file, stream_with_context
 
 from adapter import WsgiToAsgi
 
@@ -89,6 +89,12 @@ def forever_view() -> Response:
 def stats_view() -> Response:
     """How many ``/forever`` streams were closed."""
     return jsonify(closed_streams=_closed_streams)
+
+
+@app.get("/file")
+def file_view() -> Response:
+    """This module's own source, by ``send_file`` (which uses ``wsgi.file_wrapper``)."""
+    return send_file(__file__, mimetype="text/plain")
 
 
 @app.get("/abort")
