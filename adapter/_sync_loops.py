@@ -380,16 +380,22 @@ def run_in_fresh_loop(
     ``asyncio.run`` promises).
     """
     future: concurrent.futures.Future[Outcome] = concurrent.futures.Future()
+    ended: list[Outcome | BaseException] = []
 
     def host() -> None:
         try:
-            outcome = context.run(_run_loop, backend, coro_fn)
+            ended.append(context.run(_run_loop, backend, coro_fn))
         except BaseException as exc:
-            future.set_exception(exc)
-        else:
-            future.set_result(outcome)
+            ended.append(exc)
 
-    run_in_worker(host)
+    def answer() -> None:
+        # Run by the worker once it is idle again, so the caller's next call reuses it.
+        if isinstance(ended[0], BaseException):
+            future.set_exception(ended[0])
+        else:
+            future.set_result(ended[0])
+
+    run_in_worker(host, answer)
     return future
 
 
