@@ -9,6 +9,9 @@ their workers by import string (uvicorn with ``--workers``, hypercorn, granian) 
 handed :data:`WORKER_TARGET` instead: a factory in :mod:`adapter.cli` that each worker
 calls to import the user's application again and wrap it, guided by the
 ``ADAPTER_SERVE`` environment variable the command line sets before the server starts.
+gunicorn forks its workers from this process, so it is handed the object, loaded before
+the fork as with its ``--preload``; ``AsgiToWsgi`` starts its event loop thread in each
+worker on the first request, so nothing of it crosses the fork.
 """
 
 from __future__ import annotations
@@ -71,6 +74,7 @@ class Server:
     multiprocess: bool
     """Whether ``--workers`` above 1 is honoured."""
     run: Callable[[Launch], None]
+    """Starts the server in this process; returns (or raises ``SystemExit``) when it stops."""
 
     @property
     def extra(self) -> str:
