@@ -17,8 +17,9 @@ Thread hand-offs per request (the cost that matters):
   while the loop sends the last, and a third watches ``receive()`` for
   ``http.disconnect``; the app is ahead of the client by at most two batches;
 - each ``wsgi.input`` read that needs more body: one hop back to the loop, which
-  awaits ``receive()`` until the read has what it asked for (at most
-  :data:`adapter.streams.READ_AHEAD_BYTES`, or one message, past it);
+  awaits ``receive()`` until it has what the read asked for (at most
+  :data:`adapter.streams.READ_AHEAD_BYTES` a hop), so nothing is read ahead but the
+  rest of the last message;
 - ``write()``: none while its data fits in the current batch (it is sent with the
   body, in order); one hop back to the loop each time a batch fills;
 - ``close()`` after a disconnect, a cancellation or ``pathsend``: one more hop.
@@ -53,7 +54,12 @@ __all__ = ["PULL_BYTES", "WsgiToAsgi", "WsgiToAsgiResponder"]
 logger = logging.getLogger("adapter")
 
 PULL_BYTES = 256 * 1024
-"""How many response bytes one hop takes from a streaming app: its lead on the client."""
+"""How many response bytes one hop takes from a streaming app.
+
+The app is ahead of what the server accepted by at most two batches (one being sent,
+one pulled ahead), each at most this plus one of the app's chunks.  Measured on
+uvicorn, 256 KiB costs about 40% less CPU per GiB than 128 KiB, and little more than
+512 KiB."""
 
 
 def _loop_identity() -> object:
