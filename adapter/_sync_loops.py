@@ -60,7 +60,7 @@ CoroutineFunction = Callable[[], Awaitable[Any]]
 # call (and restored after, so nested calls in a mailbox thread each see their own).
 _local = threading.local()
 # asyncio keeps only weak references to tasks; these are ours until they finish.
-_running_tasks: set[asyncio.Task[None]] = set()
+_running_tasks: set[asyncio.Task[Outcome]] = set()
 _default_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter]
 _default_limiters = weakref.WeakKeyDictionary()
 
@@ -233,11 +233,12 @@ class AsyncioLoop(LoopHandle):
     def _start(
         self, coro_fn: CoroutineFunction, future: concurrent.futures.Future[Outcome]
     ) -> None:
-        task = self.loop.create_task(_settle(coro_fn, future))
+        task = self.loop.create_task(capture(coro_fn))
         _running_tasks.add(task)
-        # A task cancelled before its first step (asyncio.run cancelling what is left)
-        # never enters `capture`: this callback answers the waiting thread instead.
-        task.add_done_callback(functools.partial(_settle_unstarted, future))
+        # The answer goes from the done callback rather than from inside the task, so
+        # that little loop work is left between waking the sync thread and the loop's
+        # next wait (which lets the woken thread have the GIL).
+        task.add_done_callback(functools.partial(_answer_asyncio, future))
 
 
 def _finish_asyncio(call: ThreadCall) -> None:
@@ -305,12 +306,17 @@ async def _settle(coro_fn: CoroutineFunction, future: concurrent.futures.Future[
     future.set_result(await capture(coro_fn))
 
 
-def _settle_unstarted(future: concurrent.futures.Future[Outcome], task: asyncio.Task[None]) -> None:
+def _answer_asyncio(
+    future: concurrent.futures.Future[Outcome], task: asyncio.Task[Outcome]
+) -> None:
     _running_tasks.discard(task)
-    if not future.done():
-        # Cancelled before its first step (the loop is shutting down): nothing ran.
+    if task.cancelled():
+        # Cancelled before its first step (asyncio.run cancelling what is left), so it
+        # never entered `capture`, which hands every later outcome over as a result.
         error = asyncio.CancelledError("the event loop cancelled the coroutine before it started")
         future.set_result(Outcome(None, error, contextvars.copy_context()))
+    else:
+        future.set_result(task.result())
 
 
 def current_loop() -> LoopHandle:
