@@ -232,6 +232,9 @@ class WsgiToAsgiResponder(BodyReceiver):
         self, call: WsgiCall, context: contextvars.Context, limiter: anyio.CapacityLimiter
     ) -> None:
         chunks, done = await anyio.to_thread.run_sync(context.run, call.first, limiter=limiter)
+        # A worker can not be interrupted, so a cancellation that came meanwhile is
+        # only seen now: then nothing goes out (close() runs in run()'s finally).
+        await anyio.lowlevel.checkpoint_if_cancelled()
         if not self._started:
             # PEP 3333: the headers go out with the first non-empty chunk, or at the
             # end of an empty body, so until here an error could still become a 500.

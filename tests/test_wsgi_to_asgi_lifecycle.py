@@ -196,6 +196,34 @@ async def test_close_runs_on_cancellation_while_the_app_blocks() -> None:
 
 
 @pytest.mark.anyio
+async def test_close_runs_on_cancellation_before_the_first_chunk() -> None:
+    gate = threading.Event()
+    entered = threading.Event()
+    body = Body(count=3)
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        if environ["PATH_INFO"] == "/hello":
+            return hello(environ, start_response)
+        start_response("200 OK", [])
+        entered.set()
+        assert gate.wait(10)
+        return body
+
+    adapter = WsgiToAsgi(app, max_workers=1)
+    server = Server()
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as task_group:
+            task_group.start_soon(adapter, http_scope(), server.receive, server.send)
+            await anyio.to_thread.run_sync(entered.wait, 10)
+            task_group.cancel_scope.cancel()
+            gate.set()
+    assert body.closed.is_set()
+    assert server.sent == []  # cancelled before anything was sent
+    await assert_worker_free(adapter)
+    server.close()
+
+
+@pytest.mark.anyio
 async def test_close_runs_on_cancellation_while_the_client_is_slow() -> None:
     body = Body()
     adapter = WsgiToAsgi(app_of(body), max_workers=1)
