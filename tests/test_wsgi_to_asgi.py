@@ -19,7 +19,7 @@ import anyio
 import anyio.from_thread
 import pytest
 
-from adapter import ClientDisconnected, WsgiToAsgi
+from adapter import ClientDisconnected, WsgiToAsgi, async_to_sync
 from adapter._types import Environ, Message, Scope, StartResponse
 from adapter.streams import FileWrapper, RequestBodyTooLarge
 from adapter.wsgi_to_asgi import PULL_BYTES
@@ -159,6 +159,33 @@ async def test_the_app_runs_in_a_worker_thread_that_reaches_the_loop() -> None:
     await serve(app)
     assert seen[0][0] != loop_thread
     assert seen[0][1] == loop_thread
+
+
+@pytest.mark.anyio
+async def test_async_to_sync_in_the_app_runs_on_the_serving_loop() -> None:
+    loop_thread = threading.get_ident()
+
+    async def where() -> int:
+        return threading.get_ident()
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        start_response("200 OK", [])
+        return [str(async_to_sync(where)()).encode()]
+
+    assert (await serve(app)).body == str(loop_thread).encode()
+
+
+@pytest.mark.anyio
+async def test_wsgi_input_read_from_a_thread_of_the_apps_own() -> None:
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        result: list[bytes] = []
+        reader = threading.Thread(target=lambda: result.append(environ["wsgi.input"].read()))
+        reader.start()
+        reader.join(10)
+        start_response("200 OK", [])
+        return result
+
+    assert (await serve(app, Server([b"from ", b"elsewhere"]))).body == b"from elsewhere"
 
 
 @pytest.mark.anyio
