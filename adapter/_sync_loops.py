@@ -100,6 +100,7 @@ class ThreadCall:
         "func",
         "kwargs",
         "loop",
+        "ran",
         "value",
         "waiter",
     )
@@ -119,6 +120,7 @@ class ThreadCall:
         self.kwargs = kwargs
         self.value: Any = None
         self.error: BaseException | None = None
+        self.ran = False
         self.finished = False
         self.waiter: Any = loop.new_waiter()
         # Whoever takes it first decides: the thread (the call runs) or a cancelled
@@ -134,6 +136,7 @@ class ThreadCall:
         """Run the call in this thread; False if it was abandoned and did not run."""
         if not self._claim.acquire(blocking=False):
             return False  # abandoned by a caller cancelled before the call started
+        self.ran = True
         previous = getattr(_local, "outer_loop", None)
         _local.outer_loop = self.loop
         try:
@@ -146,7 +149,8 @@ class ThreadCall:
 
     def finish(self) -> None:
         """Wake the caller on its loop; from the thread, after :meth:`execute`."""
-        self.loop.finish_soon(self)
+        if self.ran:  # an abandoned call's caller has gone already
+            self.loop.finish_soon(self)
 
     def abandon(self) -> bool:
         """Make sure the call never starts; False if it already has."""
