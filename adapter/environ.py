@@ -33,14 +33,19 @@ _SPECIAL_KEYS = {b"content-type": "CONTENT_TYPE", b"content-length": "CONTENT_LE
 # caching the upper-casing keeps the per-request environ build to dict look-ups.  The
 # cache is bounded so a client inventing names can not grow it without limit.
 _KEY_CACHE: dict[bytes, str | None] = {}
-_KEY_CACHE_LIMIT = 1024
 
 # RFC 9110 5.6.2: a field name is a token.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
-# RFC 9110 5.5: CR, LF and NUL are never allowed in a field value (response splitting).
-_FORBIDDEN_IN_VALUE = re.compile(r"[\r\n\0]")
 # PEP 3333: the status is a three-digit code, a space and a reason phrase.
 _STATUS = re.compile(r"([1-9][0-9][0-9]) [^\r\n\0]*\Z")
+
+# Apps send the same few statuses and header names again and again: each is checked
+# once, then looked up (bounded, so made-up names can not grow the caches forever).
+# A header value is checked every time: RFC 9110 5.5 never allows CR, LF or NUL in it
+# (response splitting).
+_CACHE_LIMIT = 1024
+_STATUS_CACHE: dict[str, int] = {}
+_NAME_CACHE: dict[str, bytes] = {}
 
 
 def _environ_key(name: bytes) -> str | None:
@@ -57,7 +62,7 @@ def _environ_key(name: bytes) -> str | None:
         key = None
     else:
         key = _SPECIAL_KEYS.get(name) or "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
-    if len(_KEY_CACHE) < _KEY_CACHE_LIMIT:
+    if len(_KEY_CACHE) < _CACHE_LIMIT:
         _KEY_CACHE[name] = key
     return key
 
@@ -156,13 +161,31 @@ def parse_status(status: str) -> int:
         raise ProtocolError(
             f"start_response: the status must be a str such as '200 OK', not {status!r}"
         )
+    code = _STATUS_CACHE.get(status)
+    if code is not None:
+        return code
     match = _STATUS.match(status)
     if match is None:
         raise ProtocolError(
             f"start_response: malformed status {status!r}; expected a three-digit code, "
             "a space and a reason phrase, without CR, LF or NUL"
         )
-    return int(match.group(1))
+    code = int(match.group(1))
+    if len(_STATUS_CACHE) < _CACHE_LIMIT:
+        _STATUS_CACHE[status] = code
+    return code
+
+
+def _encode_name(name: object, header: object) -> bytes:
+    """Check a header name and encode it as the ASGI spec wants (lower-case bytes)."""
+    if type(name) is not str:
+        raise ProtocolError(f"start_response: header name and value must be str: {header!r}")
+    if _TOKEN.match(name) is None:
+        raise ProtocolError(f"start_response: header name {name!r} is not an HTTP token")
+    encoded = name.lower().encode("ascii")
+    if len(_NAME_CACHE) < _CACHE_LIMIT:
+        _NAME_CACHE[name] = encoded
+    return encoded
 
 
 def encode_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
@@ -187,17 +210,18 @@ def encode_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, byte
                 f"start_response: a header must be a (name, value) tuple: {header!r}"
             )
         name, value = header
-        if type(name) is not str or type(value) is not str:
+        if type(value) is not str:
             raise ProtocolError(f"start_response: header name and value must be str: {header!r}")
-        if _TOKEN.match(name) is None:
-            raise ProtocolError(f"start_response: header name {name!r} is not an HTTP token")
-        if _FORBIDDEN_IN_VALUE.search(value) is not None:
+        encoded_name = _NAME_CACHE.get(name) if type(name) is str else None
+        if encoded_name is None:
+            encoded_name = _encode_name(name, header)
+        if "\r" in value or "\n" in value or "\0" in value:
             raise ProtocolError(
                 f"start_response: header {name!r} has CR, LF or NUL in its value; refusing "
                 "to send it (response splitting)"
             )
         try:
-            encoded.append((name.lower().encode("ascii"), value.encode("latin-1")))
+            encoded.append((encoded_name, value.encode("latin-1")))
         except UnicodeEncodeError:
             raise ProtocolError(
                 f"start_response: header {name!r} value is not latin-1 (PEP 3333); "

@@ -195,6 +195,7 @@ def test_encode_headers() -> None:
         ([("X-A", 1)], "str"),
         ([(b"X-A", "1")], "str"),
         ([("X-A", "1", "2")], "tuple"),
+        ([([1], "1")], "str"),
         ((("X-A", "1"),), "list"),
     ],
 )
