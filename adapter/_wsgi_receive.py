@@ -155,6 +155,9 @@ class BodyReceiver:
 
         A ``send()`` that raises :class:`OSError`, or that is still waiting when the
         watcher sees ``http.disconnect``, means the client left.
+
+        :param message: the ASGI message.
+        :raises Exception: what ``send()`` raised, other than :class:`OSError`.
         """
         if self.client_gone:
             return False
@@ -177,7 +180,11 @@ class BodyReceiver:
         return True
 
     async def send_body(self, body: bytes, *, more_body: bool) -> bool:
-        """Send an ``http.response.body`` message; False when the client is gone."""
+        """Send an ``http.response.body`` message; False when the client is gone.
+
+        :param body: the bytes.
+        :param more_body: whether more body follows.
+        """
         return await self.send_message(
             {"type": "http.response.body", "body": body, "more_body": more_body}
         )
