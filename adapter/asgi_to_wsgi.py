@@ -73,7 +73,8 @@ class AsgiToWsgi:
         :raises LifespanFailed: if lifespan startup failed (see ``lifespan``).
         """
         loop = self._loop
-        if loop is None or self._loop_pid != os.getpid():  # first use, or a forked child
+        # First use, a forked child, or (never expected) a loop thread that died.
+        if loop is None or self._loop_pid != os.getpid() or not loop.thread.is_alive():
             loop = self._loop = get_loop(self.backend, self.backend_options)
             self._loop_pid = os.getpid()
         self._lifespan.ensure_started(loop)

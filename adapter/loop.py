@@ -95,7 +95,14 @@ class SharedLoop:
             if self.backend == "trio":
                 import trio
 
-                self._call_soon = trio.lowlevel.current_trio_token().run_sync_soon
+                run_sync_soon = trio.lowlevel.current_trio_token().run_sync_soon
+
+                def call_soon_logged(callback: Callable[..., object], *args: Any) -> None:
+                    # trio turns an exception escaping a run_sync_soon callback into
+                    # TrioInternalError, which would stop the loop of every request.
+                    run_sync_soon(_run_logged, callback, args)
+
+                self._call_soon = call_soon_logged
             else:
                 self._asyncio_loop = asyncio.get_running_loop()
                 self._call_soon = self._asyncio_loop.call_soon_threadsafe
@@ -171,6 +178,13 @@ class SharedLoop:
             logger.exception("a task on the adapter event loop failed")
 
 
+def _run_logged(callback: Callable[..., object], args: tuple[Any, ...]) -> None:
+    try:
+        callback(*args)
+    except Exception:
+        logger.exception("a callback on the adapter event loop failed")
+
+
 def _uvloop_available() -> bool:
     return importlib.util.find_spec("uvloop") is not None
 
@@ -194,10 +208,13 @@ def get_loop(
         options.pop("use_uvloop")
     key: LoopKey = (backend, tuple(sorted(options.items())))
     shared = _loops.get(key)
-    if shared is not None:
+    if shared is not None and shared.thread.is_alive():
         return shared
     with _loops_lock:
         shared = _loops.get(key)
+        if shared is not None and not shared.thread.is_alive():
+            logger.error("the adapter %s loop thread had stopped; starting a new one", backend)
+            shared = None
         if shared is None:
             shared = SharedLoop(backend, options)
             shared._start()
