@@ -32,6 +32,7 @@ import asyncio
 import importlib.util
 import logging
 import os
+import sys
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -162,7 +163,15 @@ class SharedLoop:
         if self._asyncio_loop is not None:
             # Straight to asyncio: the task-group bookkeeping costs more than the
             # request it would track, and _guarded already keeps errors contained.
-            task = self._asyncio_loop.create_task(self._guarded(async_fn, args))
+            coro = self._guarded(async_fn, args)
+            if sys.version_info >= (3, 12):
+                # Run the first step now, inside this callback, instead of one loop
+                # turn later: a hello world completes within this very call.
+                task = asyncio.Task(coro, loop=self._asyncio_loop, eager_start=True)
+                if task.done():
+                    return
+            else:
+                task = self._asyncio_loop.create_task(coro)
             self._asyncio_tasks.add(task)
             task.add_done_callback(self._asyncio_tasks.discard)
         else:
