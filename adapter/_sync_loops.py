@@ -6,7 +6,8 @@ and waits for it in a sync thread.  Both need the same few operations, written o
 backend here so that ``adapter.sync`` reads the same on asyncio and on trio:
 
 - :func:`current_loop` (on the loop's thread) names the running loop;
-- :class:`ThreadCall` is one sync call made from a loop, run by another thread;
+- ``LoopHandle.wait`` / ``finish_soon`` await and wake a :class:`ThreadCall`
+  (``adapter._sync_calls``), one sync call made from a loop and run by another thread;
 - ``LoopHandle.submit`` starts a coroutine on the loop from another thread;
 - :func:`run_in_fresh_loop` runs a coroutine in a new loop on a pool thread.
 
@@ -26,15 +27,20 @@ import functools
 import logging
 import os
 import sys
-import threading
 import weakref
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.from_thread
 import anyio.to_thread
 
+from adapter._sync_calls import (
+    CoroutineFunction,
+    Outcome,
+    ThreadCall,
+    capture,
+    outer_loop_of_this_call,
+)
 from adapter._sync_threads import run_in_worker
 
 if TYPE_CHECKING:
@@ -43,8 +49,6 @@ if TYPE_CHECKING:
 __all__ = [
     "AsyncioLoop",
     "LoopHandle",
-    "Outcome",
-    "ThreadCall",
     "TrioLoop",
     "current_loop",
     "loop_running_here",
@@ -54,107 +58,10 @@ __all__ = [
 
 logger = logging.getLogger("adapter")
 
-CoroutineFunction = Callable[[], Awaitable[Any]]
-
-# The loop whose sync_to_async call this thread is running, set for the length of the
-# call (and restored after, so nested calls in a mailbox thread each see their own).
-_local = threading.local()
 # asyncio keeps only weak references to tasks; these are ours until they finish.
 _running_tasks: set[asyncio.Task[Outcome]] = set()
 _default_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter]
 _default_limiters = weakref.WeakKeyDictionary()
-
-
-class Outcome:
-    """What a coroutine run for ``async_to_sync`` left: its value or error, its context."""
-
-    __slots__ = ("context", "error", "value")
-
-    def __init__(
-        self, value: Any, error: BaseException | None, context: contextvars.Context
-    ) -> None:
-        self.value = value
-        self.error = error
-        self.context = context
-
-
-async def capture(coro_fn: CoroutineFunction) -> Outcome:
-    """Await ``coro_fn()`` and keep what it left, including the context it changed."""
-    try:
-        value = await coro_fn()
-    except BaseException as exc:
-        # Everything, cancellation included, is handed to the sync caller to raise.
-        return Outcome(None, exc, contextvars.copy_context())
-    return Outcome(value, None, contextvars.copy_context())
-
-
-class ThreadCall:
-    """One sync call made from a loop, run by another thread, awaited on the loop."""
-
-    __slots__ = (
-        "_claim",
-        "args",
-        "context",
-        "error",
-        "finished",
-        "func",
-        "kwargs",
-        "loop",
-        "ran",
-        "value",
-        "waiter",
-    )
-
-    def __init__(
-        self,
-        loop: LoopHandle,
-        context: contextvars.Context,
-        func: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> None:
-        self.loop = loop
-        self.context = context
-        self.func = func
-        self.args = args
-        self.kwargs = kwargs
-        self.value: Any = None
-        self.error: BaseException | None = None
-        self.ran = False
-        self.finished = False
-        self.waiter: Any = loop.new_waiter()
-        # Whoever takes it first decides: the thread (the call runs) or a cancelled
-        # caller (the call never runs).
-        self._claim = threading.Lock()
-
-    def run(self) -> None:
-        """Run the call in this thread, then wake its loop.  Called by the thread."""
-        if self.execute():
-            self.finish()
-
-    def execute(self) -> bool:
-        """Run the call in this thread; False if it was abandoned and did not run."""
-        if not self._claim.acquire(blocking=False):
-            return False  # abandoned by a caller cancelled before the call started
-        self.ran = True
-        previous = getattr(_local, "outer_loop", None)
-        _local.outer_loop = self.loop
-        try:
-            self.value = self.context.run(self.func, *self.args, **self.kwargs)
-        except BaseException as exc:
-            self.error = exc
-        finally:
-            _local.outer_loop = previous
-        return True
-
-    def finish(self) -> None:
-        """Wake the caller on its loop; from the thread, after :meth:`execute`."""
-        if self.ran:  # an abandoned call's caller has gone already
-            self.loop.finish_soon(self)
-
-    def abandon(self) -> bool:
-        """Make sure the call never starts; False if it already has."""
-        return self._claim.acquire(blocking=False)
 
 
 class LoopHandle:
@@ -352,7 +259,7 @@ def outer_loop_here() -> LoopHandle | None:
     thread of anyio or trio (``anyio.to_thread.run_sync``, as ``WsgiToAsgi`` runs WSGI
     apps), the loop that started the thread.
     """
-    handle: LoopHandle | None = getattr(_local, "outer_loop", None)
+    handle = outer_loop_of_this_call()
     if handle is not None:
         return handle
     try:
@@ -368,10 +275,8 @@ def outer_loop_here() -> LoopHandle | None:
 
 
 def _forget_loops_after_fork() -> None:
-    # A child of fork() has none of the parent's loops running: a sync_to_async call
-    # the forking thread was in belongs to the parent.
-    global _local, _running_tasks, _default_limiters
-    _local = threading.local()
+    # A child of fork() has none of the parent's loops running.
+    global _running_tasks, _default_limiters
     _running_tasks = set()
     _default_limiters = weakref.WeakKeyDictionary()
 

@@ -17,8 +17,9 @@ Names, defaults and semantics are asgiref's, so moving over is a change of impor
 - Context variables flow into the called function and changes flow back out, in both
   directions; exceptions keep their tracebacks.
 
-How the threads and loops are driven lives in ``adapter._sync_threads`` and
-``adapter._sync_loops``; this module only decides which thread or loop a call goes to.
+How the threads and loops are driven lives in ``adapter._sync_threads``,
+``adapter._sync_loops`` and ``adapter._sync_calls``; this module only decides which
+thread or loop a call goes to.
 """
 
 from __future__ import annotations
@@ -35,9 +36,9 @@ from typing import Any, ParamSpec, TypeVar, overload
 import anyio
 
 from adapter._outer import ThreadMailbox, current_mailbox
+from adapter._sync_calls import ThreadCall
 from adapter._sync_loops import (
     LoopHandle,
-    ThreadCall,
     current_loop,
     loop_running_here,
     outer_loop_here,
