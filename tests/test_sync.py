@@ -257,7 +257,6 @@ async def test_a_closed_outer_thread_fails_the_call_clearly() -> None:
 def test_async_to_sync_from_a_plain_thread(backend: str) -> None:
     async def add(a: int, b: int = 0) -> tuple[int, str]:
         await anyio.lowlevel.checkpoint()
-
         return a + b, sniffio.current_async_library()
 
     assert async_to_sync(add, backend=backend)(2, b=3) == (5, backend)
@@ -352,6 +351,7 @@ async def test_force_new_loop_uses_a_fresh_loop_of_the_same_backend() -> None:
 def test_fresh_loops_clean_up_before_returning() -> None:
     # As asyncio.run: tasks left behind are cancelled before async_to_sync returns.
     cancelled = threading.Event()
+    leftovers: list[Any] = []
 
     async def leave_a_task_behind() -> None:
         async def linger() -> None:
@@ -364,6 +364,5 @@ def test_fresh_loops_clean_up_before_returning() -> None:
         leftovers.append(asyncio.get_running_loop().create_task(linger()))
         await asyncio.sleep(0)
 
-    leftovers: list[Any] = []
     async_to_sync(leave_a_task_behind)()
     assert cancelled.is_set()
