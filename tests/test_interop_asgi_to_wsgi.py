@@ -206,3 +206,25 @@ def test_gunicorn_preload_two_workers_fork_safety(tmp_path: Path) -> None:
         for state in states:
             assert state["started_in"] == state["pid"]  # its own lifespan, not the master's
         assert client.get("/").text == "hello"
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("server", ["gunicorn-sync", "gunicorn-gthread"])
+def test_server_sent_events_arrive_one_by_one_on_a_real_server(server: str, tmp_path: Path) -> None:
+    # waitress is left out: it holds output back until 18000 bytes are buffered.
+    ack = str(tmp_path / "ack")
+    with (
+        running_server(server_command(server, "tests.apps.starlette_app:application")) as url,
+        httpx.Client(base_url=url, timeout=20) as client,
+        client.stream("GET", "/events", params={"ack": ack}) as response,
+    ):
+        assert response.headers["content-type"].startswith("text/event-stream")
+        chunks = response.iter_raw()
+        for number in range(3):
+            expected = b"data: %d\n\n" % number
+            received = b""
+            while len(received) < len(expected):  # the app waits for our ack: no more
+                received += next(chunks)
+            assert received == expected
+            Path(f"{ack}-{number}").touch()
+        assert b"".join(chunks) == b""

@@ -1,6 +1,7 @@
 """A Starlette app exercising what AsgiToWsgi must carry (issue 3 point 10).
 
-StreamingResponse, FileResponse, BackgroundTasks, a BaseHTTPMiddleware and a lifespan
+StreamingResponse (and server-sent events), FileResponse, BackgroundTasks, a
+BaseHTTPMiddleware and a lifespan
 whose state reaches requests.  ``application`` is the WSGI app for gunicorn and waitress;
 ``used_in_parent()`` builds one and serves a request with it first, for gunicorn
 ``--preload`` (the master uses it, then forks its workers).
@@ -88,6 +89,24 @@ async def hold(request: Request) -> Response:
     return JSONResponse({"pid": os.getpid()})
 
 
+async def events(request: Request) -> Response:
+    """Server-sent events, each sent only once the client acknowledged the one before.
+
+    The client acknowledges event ``n`` by creating the file ``<ack>-<n>``: so a test
+    can show each event reaches it before the next one exists.
+    """
+    ack = request.query_params["ack"]
+
+    async def stream() -> AsyncIterator[bytes]:
+        for number in range(3):
+            yield b"data: %d\n\n" % number
+            with anyio.fail_after(20):
+                while not await anyio.Path(f"{ack}-{number}").exists():
+                    await anyio.sleep(0.01)
+
+    return StreamingResponse(stream(), media_type="text/event-stream")
+
+
 async def error(request: Request) -> Response:
     raise RuntimeError("the endpoint broke")
 
@@ -110,6 +129,7 @@ app = Starlette(
         Route("/background", background, methods=["GET", "POST"]),
         Route("/state", state),
         Route("/hold", hold),
+        Route("/events", events),
         Route("/error", error),
     ],
     middleware=[Middleware(TagMiddleware)],
