@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextvars
 import os
+import sys
 import threading
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -69,6 +70,7 @@ class ThreadCall:
         "error",
         "finished",
         "func",
+        "handling",
         "kwargs",
         "loop",
         "ran",
@@ -91,6 +93,10 @@ class ThreadCall:
         self.kwargs = kwargs
         self.value: Any = None
         self.error: BaseException | None = None
+        # The exception the caller is handling, if any: asgiref runs the function in an
+        # except block for it, so that sys.exc_info() in the thread sees it (Django's
+        # response_for_exception logs it that way).
+        self.handling = sys.exc_info()[1]
         self.ran = False
         self.finished = False
         self.waiter: Any = loop.new_waiter()
@@ -111,12 +117,21 @@ class ThreadCall:
         previous = getattr(_local, "outer_loop", None)
         _local.outer_loop = self.loop
         try:
-            self.value = self.context.run(self.func, *self.args, **self.kwargs)
+            if self.handling is None:
+                self.value = self.context.run(self.func, *self.args, **self.kwargs)
+            else:
+                self.value = self._run_while_handling(self.handling)
         except BaseException as exc:
             self.error = exc
         finally:
             _local.outer_loop = previous
         return True
+
+    def _run_while_handling(self, handling: BaseException) -> Any:
+        try:
+            raise handling
+        except BaseException:
+            return self.context.run(self.func, *self.args, **self.kwargs)
 
     def finish(self) -> None:
         """Wake the caller on its loop; from the thread, after :meth:`execute`."""

@@ -7,6 +7,7 @@ over the fresh loop's backend.
 from __future__ import annotations
 
 import contextvars
+import sys
 import threading
 
 import anyio
@@ -99,6 +100,21 @@ async def test_the_loops_sniffio_marker_stays_on_the_loop(thread_sensitive: bool
 
     assert await sync_to_async(no_library_here, thread_sensitive=thread_sensitive)()
     assert sniffio.current_async_library() == library
+
+
+@pytest.mark.parametrize("thread_sensitive", [True, False])
+async def test_the_exception_being_handled_is_seen_in_the_thread(thread_sensitive: bool) -> None:
+    # As asgiref: sync code called from an except block sees sys.exc_info() there.
+    def handled() -> BaseException | None:
+        return sys.exc_info()[1]
+
+    call = sync_to_async(handled, thread_sensitive=thread_sensitive)
+    assert await call() is None
+    try:
+        raise LookupError("being handled")
+    except LookupError as exc:
+        being_handled, seen = exc, await call()
+    assert seen is being_handled
 
 
 # -- point 5: nesting to depth four, and cancellation ----------------------------------
