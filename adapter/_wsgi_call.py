@@ -3,7 +3,7 @@
 :class:`WsgiCall` holds the PEP 3333 state of one request (``start_response``, the
 iterable, ``write()``) and offers the steps the event loop hands to a worker thread:
 :meth:`WsgiCall.first` runs the app up to its first non-empty chunk,
-:meth:`WsgiCall.pull` takes the next bounded batch of bytes, :meth:`WsgiCall.close`
+:meth:`WsgiCall.pump` iterates the rest into a bounded :class:`ChunkPipe`, :meth:`WsgiCall.close`
 closes the iterable.  It knows nothing of event loops: the loop side lives in
 :mod:`adapter.wsgi_to_asgi`.
 """
@@ -16,8 +16,8 @@ from typing import Any
 
 from adapter._types import Environ, OptExcInfo, WSGIApp
 from adapter.environ import encode_headers, parse_status
-from adapter.exceptions import ProtocolError
-from adapter.streams import FileWrapper
+from adapter.exceptions import ClientDisconnected, ProtocolError
+from adapter.streams import ChunkPipe, FileWrapper
 
 __all__ = ["WsgiCall"]
 
@@ -56,6 +56,7 @@ class WsgiCall:
         "_iterable",
         "_iterator",
         "_pathsend",
+        "_pipe",
         "_start_called",
         "_write_out",
         "closed",
@@ -79,6 +80,7 @@ class WsgiCall:
         self._batch: list[bytes] | None = None
         self._batch_bytes = 0
         self._batch_limit = batch_limit
+        self._pipe: ChunkPipe | None = None
         self.environ = environ
         self._write_out = write_out
         self._pathsend = pathsend
@@ -138,6 +140,11 @@ class WsgiCall:
         if not data:
             return
         self.headers_committed = True
+        if self._pipe is not None:
+            # Streaming: in order with the chunks, held back like them.
+            if not self._pipe.put(data):
+                raise ClientDisconnected("the client disconnected; write() could not send")
+            return
         batch = self._batch
         if batch is None:
             # Outside a step (from a thread of the app's own): send it now.
@@ -219,32 +226,35 @@ class WsgiCall:
             self.close_quietly()
             raise
 
-    def pull(self) -> tuple[list[bytes], bool]:
-        """Take the next chunks, until the batch limit or the end of the iterable.
+    def pump(self, pipe: ChunkPipe) -> None:
+        """Iterate the rest of the body into ``pipe``, then close the iterable.
 
-        This bound is the backpressure: the app runs ahead of the client by at most
-        a batch or two (one being sent, one pulled ahead).
+        Runs in one worker for the whole stream: the pipe's byte limit holds the app
+        back while the client is slow, and once the pipe is stopped (the client left,
+        the request was cancelled) the app is not iterated again.  Whatever the app
+        raises is handed to the loop through :meth:`ChunkPipe.finish`.
 
-        :returns: the chunks and whether the response is complete (then closed).
-        :raises Exception: whatever the app raised; the iterable is closed first.
+        :param pipe: where the chunks (and ``write()`` data) go.
         """
         iterator = self._iterator
-        assert iterator is not None, "pull() comes after first()"
-        self._batch = []
-        self._batch_bytes = 0
-        limit = self._batch_limit
+        assert iterator is not None, "pump() comes after first()"
+        self._pipe = pipe
         try:
             for chunk in iterator:
-                if chunk := self._checked(chunk):
-                    self._add(chunk)
-                    if self._batch_bytes >= limit:
-                        return self._take_batch(), False
+                if (chunk := self._checked(chunk)) and not pipe.put(chunk):
+                    # Nobody will take what close() might raise: log it.
+                    self.close_quietly()
+                    break
             self.close()
-            return self._take_batch(), True
-        except BaseException:
-            self._batch = None
+        except Exception as exc:
             self.close_quietly()
+            pipe.finish(exc)
+            return
+        except BaseException:
+            self.close_quietly()
+            pipe.finish(None)
             raise
+        pipe.finish(None)
 
     def close(self) -> None:
         """Close the iterable once (PEP 3333); later calls do nothing.

@@ -11,6 +11,7 @@ streams there is no watcher and no lock: a read simply awaits ``receive()``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import anyio
 import anyio.abc
@@ -35,12 +36,13 @@ class BodyReceiver:
     """
 
     __slots__ = (
+        "_gone_scope",
         "_kept",
         "_kept_taken",
         "_lock",
+        "_on_gone",
         "_receive",
         "_send",
-        "_send_scope",
         "body_complete",
         "client_gone",
     )
@@ -51,7 +53,8 @@ class BodyReceiver:
         self._lock: anyio.Lock | None = None
         self._kept: Message | None = None
         self._kept_taken: anyio.Event | None = None
-        self._send_scope: anyio.CancelScope | None = None
+        self._on_gone: Callable[[], None] | None = None
+        self._gone_scope: anyio.CancelScope | None = None
         self.body_complete = False
         self.client_gone = False
 
@@ -104,12 +107,19 @@ class BodyReceiver:
         body = pieces[0] if len(pieces) == 1 else b"".join(pieces)
         return body, not self.body_complete
 
-    def start_watching(self, task_group: anyio.abc.TaskGroup) -> None:
-        """Start watching ``receive()`` for ``http.disconnect`` in ``task_group``.
+    def start_watching(self, task_group: anyio.abc.TaskGroup, on_gone: Callable[[], None]) -> None:
+        """Watch ``receive()`` for ``http.disconnect`` in ``task_group``.
 
-        :param task_group: whose cancellation ends the watch.
+        When the client goes, ``on_gone`` is called and ``task_group`` is cancelled,
+        whatever it was waiting for (a slow ``send()`` included).
+
+        :param task_group: cancelled when the client goes; its cancellation ends the
+            watch.
+        :param on_gone: called (on the loop) when the client goes.
         """
         self._lock = anyio.Lock()
+        self._on_gone = on_gone
+        self._gone_scope = task_group.cancel_scope
         task_group.start_soon(self._watch_for_disconnect)
 
     async def _watch_for_disconnect(self) -> None:
@@ -147,14 +157,17 @@ class BodyReceiver:
 
     def _client_left(self) -> None:
         self.client_gone = True
-        if self._send_scope is not None:
-            self._send_scope.cancel()
+        if self._on_gone is not None:
+            self._on_gone()
+        if self._gone_scope is not None:
+            self._gone_scope.cancel()
 
     async def send_message(self, message: Message) -> bool:
         """Send ``message`` unless the client is gone; False when it is (or goes).
 
-        A ``send()`` that raises :class:`OSError`, or that is still waiting when the
-        watcher sees ``http.disconnect``, means the client left.
+        A ``send()`` that raises :class:`OSError` means the client left.  (One still
+        waiting when the watcher sees ``http.disconnect`` is cancelled with its task
+        group.)
 
         :param message: the ASGI message.
         :raises Exception: what ``send()`` raised, other than :class:`OSError`.
@@ -162,17 +175,7 @@ class BodyReceiver:
         if self.client_gone:
             return False
         try:
-            if self._lock is None:
-                await self._send(message)
-            else:
-                with anyio.CancelScope() as scope:
-                    self._send_scope = scope
-                    try:
-                        await self._send(message)
-                    finally:
-                        self._send_scope = None
-                if scope.cancel_called:
-                    return False
+            await self._send(message)
         except OSError as exc:
             logger.debug("send() failed, the client is gone: %r", exc)
             self._client_left()

@@ -6,11 +6,9 @@ refused before accepting, and the request headers tell how long the body claims 
 
 from __future__ import annotations
 
-from typing import TypeAlias
-
 from adapter._types import Receive, Scope, Send
 
-__all__ = ["Batch", "answer_lifespan", "declared_length", "refuse_websocket"]
+__all__ = ["answer_lifespan", "declared_length", "refuse_websocket"]
 
 
 async def answer_lifespan(receive: Receive, send: Send) -> None:
@@ -26,10 +24,6 @@ async def answer_lifespan(receive: Receive, send: Send) -> None:
         elif message["type"] == "lifespan.shutdown":
             await send({"type": "lifespan.shutdown.complete"})
             return
-
-
-Batch: TypeAlias = "tuple[list[bytes], bool] | Exception"
-"""What a pull hands to the sender: chunks and whether they end the body, or an error."""
 
 
 def declared_length(scope: Scope) -> int | None:

@@ -32,22 +32,22 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from functools import partial
+from typing import Any, TypeAlias
 
 import anyio
 import anyio.from_thread
 import anyio.lowlevel
 import anyio.to_thread
-from anyio.abc import TaskGroup
-from anyio.streams.memory import MemoryObjectSendStream
 
 from adapter._types import Receive, Scope, Send, WSGIApp
 from adapter._wsgi_call import WsgiCall
 from adapter._wsgi_receive import BodyReceiver
-from adapter._wsgi_scopes import Batch, answer_lifespan, declared_length, refuse_websocket
+from adapter._wsgi_scopes import answer_lifespan, declared_length, refuse_websocket
 from adapter.environ import build_environ
 from adapter.exceptions import ClientDisconnected
-from adapter.streams import FileWrapper, RequestBody, RequestBodyTooLarge
+from adapter.streams import ChunkPipe, FileWrapper, RequestBody, RequestBodyTooLarge
 
 __all__ = ["PULL_BYTES", "WsgiToAsgi", "WsgiToAsgiResponder"]
 
@@ -60,6 +60,11 @@ The app is ahead of what the server accepted by at most two batches (one being s
 one pulled ahead), each at most this plus one of the app's chunks.  Measured on
 uvicorn, 256 KiB costs about 40% less CPU per GiB than 128 KiB, and little more than
 512 KiB."""
+
+
+_PerLoop: TypeAlias = tuple[
+    anyio.CapacityLimiter, anyio.lowlevel.EventLoopToken, Callable[[Callable[[], object]], object]
+]
 
 
 def _loop_identity() -> object:
@@ -97,9 +102,7 @@ class WsgiToAsgi:
         self.wsgi_app = wsgi_app
         self.max_workers = max_workers
         self.max_request_body = max_request_body
-        self._per_loop: (
-            tuple[object, anyio.CapacityLimiter, anyio.lowlevel.EventLoopToken] | None
-        ) = None
+        self._per_loop: tuple[object, _PerLoop] | None = None
 
     def limiter(self) -> anyio.CapacityLimiter:
         """The capacity limiter bounding this instance's worker threads on this loop.
@@ -108,16 +111,22 @@ class WsgiToAsgi:
         """
         return self._for_this_loop()[0]
 
-    def _for_this_loop(self) -> tuple[anyio.CapacityLimiter, anyio.lowlevel.EventLoopToken]:
-        """This loop's limiter and token (the token lets any thread hop back to it)."""
+    def _for_this_loop(self) -> _PerLoop:
+        """This loop's limiter, token (for threads to hop back) and thread-safe call_soon."""
         loop = _loop_identity()
         cached = self._per_loop
         if cached is not None and cached[0] is loop:
-            return cached[1], cached[2]
-        limiter = anyio.CapacityLimiter(self.max_workers)
+            return cached[1]
         token = anyio.lowlevel.current_token()
-        self._per_loop = (loop, limiter, token)
-        return limiter, token
+        native: Any = token.native_token
+        call_soon: Callable[[Callable[[], object]], object]
+        if isinstance(native, asyncio.AbstractEventLoop):
+            call_soon = native.call_soon_threadsafe
+        else:
+            call_soon = native.run_sync_soon  # a TrioToken: its thread-safe call_soon
+        per_loop = (anyio.CapacityLimiter(self.max_workers), token, call_soon)
+        self._per_loop = (loop, per_loop)
+        return per_loop
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection.
@@ -147,15 +156,14 @@ class WsgiToAsgiResponder(BodyReceiver):
     :param send: the ASGI ``send`` callable.
     """
 
-    __slots__ = ("_adapter", "_limiter", "_outbox", "_scope", "_started", "_token")
+    __slots__ = ("_adapter", "_call_soon", "_limiter", "_scope", "_started", "_token")
 
     def __init__(self, adapter: WsgiToAsgi, scope: Scope, receive: Receive, send: Send) -> None:
         super().__init__(receive, send)
         self._adapter = adapter
         self._scope = scope
         self._started = False
-        self._outbox: MemoryObjectSendStream[Batch] | None = None
-        self._limiter, self._token = adapter._for_this_loop()
+        self._limiter, self._token, self._call_soon = adapter._for_this_loop()
 
     async def run(self) -> None:
         """Serve the request.
@@ -204,30 +212,6 @@ class WsgiToAsgiResponder(BodyReceiver):
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(context.run, call.close_quietly, limiter=limiter)
 
-    async def _in_task_group(
-        self,
-        body: Callable[
-            [WsgiCall, contextvars.Context, anyio.CapacityLimiter, TaskGroup], Awaitable[None]
-        ],
-        call: WsgiCall,
-        context: contextvars.Context,
-        limiter: anyio.CapacityLimiter,
-    ) -> None:
-        """Run ``body`` in a task group that also watches ``receive()``."""
-        failure: Exception | None = None
-        async with anyio.create_task_group() as task_group:
-            self.start_watching(task_group)
-            try:
-                await body(call, context, limiter, task_group)
-            except Exception as exc:
-                # Kept and re-raised outside the task group, so the server sees the
-                # app's own exception rather than an ExceptionGroup around it.
-                failure = exc
-            finally:
-                task_group.cancel_scope.cancel()
-        if failure is not None:
-            raise failure
-
     async def _respond(
         self, call: WsgiCall, context: contextvars.Context, limiter: anyio.CapacityLimiter
     ) -> None:
@@ -248,59 +232,59 @@ class WsgiToAsgiResponder(BodyReceiver):
         for chunk in chunks:
             if not await self.send_body(chunk, more_body=True):
                 return
-        await self._in_task_group(self._stream_rest, call, context, limiter)
+        await self._stream_rest(call, context, limiter)
 
     async def _stream_rest(
-        self,
+        self, call: WsgiCall, context: contextvars.Context, limiter: anyio.CapacityLimiter
+    ) -> None:
+        """Stream the rest of the body: a worker iterates the app into a pipe, the loop
+        sends what the pipe holds, and a watcher waits for ``http.disconnect``."""
+        pipe = ChunkPipe(PULL_BYTES)
+        failure: Exception | None = None
+        async with anyio.create_task_group() as task_group:
+            self.start_watching(task_group, pipe.stop)
+            task_group.start_soon(self._pump, call, context, limiter, pipe)
+            try:
+                await self._send_from(pipe)
+            except Exception as exc:
+                # Kept and re-raised outside the task group, so the server sees the
+                # app's own exception rather than an ExceptionGroup around it.
+                failure = exc
+            finally:
+                # Frees the worker whatever ended the stream (the client, a
+                # cancellation); the task group then waits for it.
+                pipe.stop()
+                task_group.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+
+    @staticmethod
+    async def _pump(
         call: WsgiCall,
         context: contextvars.Context,
         limiter: anyio.CapacityLimiter,
-        task_group: TaskGroup,
+        pipe: ChunkPipe,
     ) -> None:
-        """Send the rest of a streamed body while a worker pulls the next batch."""
-        outbox, inbox = anyio.create_memory_object_stream[Batch](0)
-        self._outbox = outbox
-        task_group.start_soon(self._pull_ahead, call, context, limiter, outbox)
-        with inbox:
-            async for batch in inbox:
-                if isinstance(batch, Exception):
-                    raise batch
-                chunks, done = batch
-                if done:
-                    await self._send_last(chunks)
-                    return
-                for chunk in chunks:
-                    if not await self.send_body(chunk, more_body=True):
-                        return
+        await anyio.to_thread.run_sync(context.run, call.pump, pipe, limiter=limiter)
 
-    async def _pull_ahead(
-        self,
-        call: WsgiCall,
-        context: contextvars.Context,
-        limiter: anyio.CapacityLimiter,
-        outbox: MemoryObjectSendStream[Batch],
-    ) -> None:
-        """Pull batches in a worker, one ahead of what is being sent.
-
-        The outbox holds nothing (a rendezvous): the app is ahead of the client by at
-        most the batch being sent and the one waiting here.
-        """
-        with outbox:
-            while not self.client_gone:
-                try:
-                    batch: Batch = await anyio.to_thread.run_sync(
-                        context.run, call.pull, limiter=limiter
-                    )
-                except Exception as exc:
-                    # Handed over rather than raised, so it leaves the task group as
-                    # itself, through the task that sends.
-                    batch = exc
-                try:
-                    await outbox.send(batch)
-                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+    async def _send_from(self, pipe: ChunkPipe) -> None:
+        """Send what the pipe holds, all at once, until the body ends."""
+        call_soon = self._call_soon
+        while True:
+            chunks, done, error = pipe.take()
+            last = done and error is None
+            if chunks or last:
+                body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                if not await self.send_body(body, more_body=not last):
                     return
-                if not isinstance(batch, tuple) or batch[1]:
-                    return
+            if done:
+                if error is not None:
+                    raise error
+                return
+            if not chunks:
+                ready = anyio.Event()
+                if pipe.notify_when_ready(partial(call_soon, ready.set)):
+                    await ready.wait()
 
     async def _send_start(self, call: WsgiCall) -> None:
         self._started = True
@@ -338,15 +322,6 @@ class WsgiToAsgiResponder(BodyReceiver):
             raise ClientDisconnected("the client disconnected; write() could not send")
 
     async def _send_written(self, call: WsgiCall, chunks: list[bytes]) -> bool:
-        if self._outbox is not None:
-            # Streaming: queue them behind the batches already handed over.
-            if self.client_gone:
-                return False
-            try:
-                await self._outbox.send((chunks, False))
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                return False
-            return True
         if not self._started:
             await self._send_start(call)
         for chunk in chunks:

@@ -109,6 +109,27 @@ async def test_a_slow_client_holds_the_app_back_by_bytes() -> None:
     assert body.closed.is_set()
 
 
+@pytest.mark.anyio
+async def test_a_slow_stream_goes_out_chunk_by_chunk() -> None:
+    """Server-sent events: each chunk reaches the client before the app makes the next."""
+    delivered = {n: threading.Event() for n in range(5)}
+
+    def events(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        start_response("200 OK", [("Content-Type", "text/event-stream")])
+        for number in range(5):
+            yield b"data: %d\n\n" % number
+            # The app waits until the client got this event: batching would deadlock.
+            assert delivered[number].wait(10), f"event {number} was held back"
+
+    async def client(message: Message) -> None:
+        if message["type"] == "http.response.body" and message["body"]:
+            delivered[int(message["body"].split()[1])].set()
+
+    server = await serve(events, Server(on_send=client))
+    assert server.body == b"".join(b"data: %d\n\n" % n for n in range(5))
+    assert server.complete
+
+
 # 7. close() however the request ends ------------------------------------------------------
 
 
