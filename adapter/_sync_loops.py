@@ -54,6 +54,7 @@ __all__ = [
     "loop_running_here",
     "outer_loop_here",
     "run_in_fresh_loop",
+    "start_on_outer_loop",
 ]
 
 logger = logging.getLogger("adapter")
@@ -85,6 +86,12 @@ class LoopHandle:
         self, coro_fn: CoroutineFunction, context: contextvars.Context
     ) -> concurrent.futures.Future[Outcome]:
         """Start ``coro_fn()`` as a task on the loop, in ``context``; from another thread."""
+        raise NotImplementedError
+
+    def start(
+        self, coro_fn: CoroutineFunction, context: contextvars.Context
+    ) -> concurrent.futures.Future[Outcome]:
+        """The same as :meth:`submit`, called on the loop's own thread."""
         raise NotImplementedError
 
     def default_limiter(self) -> anyio.CapacityLimiter:
@@ -141,6 +148,13 @@ class AsyncioLoop(LoopHandle):
         self.loop.call_soon_threadsafe(self._start, coro_fn, future, context=context)
         return future
 
+    def start(
+        self, coro_fn: CoroutineFunction, context: contextvars.Context
+    ) -> concurrent.futures.Future[Outcome]:
+        future: concurrent.futures.Future[Outcome] = concurrent.futures.Future()
+        context.run(self._start, coro_fn, future)
+        return future
+
     def _start(
         self, coro_fn: CoroutineFunction, future: concurrent.futures.Future[Outcome]
     ) -> None:
@@ -193,6 +207,13 @@ class TrioLoop(LoopHandle):
     ) -> concurrent.futures.Future[Outcome]:
         future: concurrent.futures.Future[Outcome] = concurrent.futures.Future()
         self.token.run_sync_soon(_spawn_trio, coro_fn, future, context)
+        return future
+
+    def start(
+        self, coro_fn: CoroutineFunction, context: contextvars.Context
+    ) -> concurrent.futures.Future[Outcome]:
+        future: concurrent.futures.Future[Outcome] = concurrent.futures.Future()
+        _spawn_trio(coro_fn, future, context)
         return future
 
 
@@ -272,6 +293,38 @@ def outer_loop_here() -> LoopHandle | None:
         with contextlib.suppress(RuntimeError):
             handle = trio_module.from_thread.run_sync(current_loop)
     return handle
+
+
+def start_on_outer_loop(
+    coro_fn: CoroutineFunction, context: contextvars.Context
+) -> concurrent.futures.Future[Outcome] | None:
+    """Start ``coro_fn()`` on the loop :func:`outer_loop_here` names; None if none.
+
+    In an anyio or trio worker thread the one hop that finds the loop also starts the
+    task, so a WSGI app's ``async_to_sync`` under ``WsgiToAsgi`` costs one blocking hop
+    to the loop, not a hop to look and then another to start.
+    """
+    handle = outer_loop_of_this_call()
+    if handle is not None:
+        return handle.submit(coro_fn, context)
+    try:
+        return anyio.from_thread.run_sync(_start_here, coro_fn, context)
+    except RuntimeError:
+        pass  # not an anyio worker thread (_start_here itself raises no RuntimeError)
+    trio_module = sys.modules.get("trio")
+    if trio_module is not None:
+        with contextlib.suppress(RuntimeError):  # not a trio worker thread either
+            future: concurrent.futures.Future[Outcome] = trio_module.from_thread.run_sync(
+                _start_here, coro_fn, context
+            )
+            return future
+    return None
+
+
+def _start_here(
+    coro_fn: CoroutineFunction, context: contextvars.Context
+) -> concurrent.futures.Future[Outcome]:
+    return current_loop().start(coro_fn, context)
 
 
 def _forget_loops_after_fork() -> None:

@@ -43,6 +43,7 @@ from adapter._sync_loops import (
     loop_running_here,
     outer_loop_here,
     run_in_fresh_loop,
+    start_on_outer_loop,
 )
 from adapter._sync_threads import run_in_worker, serving_mailbox, shared_mailbox
 
@@ -249,18 +250,15 @@ def _async_to_sync(
                 "You cannot use async_to_sync in the same thread as an async event loop - "
                 "just await the async function directly."
             )
-        outer = outer_loop_here()
         mailbox, owned = _mailbox_for_this_thread()
         context = contextvars.copy_context()
         # Thread-sensitive calls made by the coroutine come back to this thread.
         context.run(current_mailbox.set, mailbox)
         coro_fn = functools.partial(func, *args, **kwargs)
         try:
-            if outer is not None and not force_new_loop:
-                future = outer.submit(coro_fn, context)
-            else:
-                fresh_backend = backend or (outer.backend if outer is not None else "asyncio")
-                future = run_in_fresh_loop(fresh_backend, coro_fn, context)
+            future = None if force_new_loop else start_on_outer_loop(coro_fn, context)
+            if future is None:
+                future = run_in_fresh_loop(_fresh_backend(backend), coro_fn, context)
             outcome = mailbox.wait(future)
         finally:
             if owned:
@@ -274,6 +272,14 @@ def _async_to_sync(
         return value
 
     return run_on_loop
+
+
+def _fresh_backend(backend: str | None) -> str:
+    """The backend of a fresh loop: the one asked for, else the outer loop's, else asyncio."""
+    if backend is not None:
+        return backend
+    outer = outer_loop_here()
+    return "asyncio" if outer is None else outer.backend
 
 
 def _mailbox_for_this_thread() -> tuple[ThreadMailbox, bool]:
