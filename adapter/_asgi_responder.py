@@ -26,29 +26,26 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
+from adapter._asgi_request_body import BODY_PIECE_SIZE, Chunk, RequestBody
 from adapter._outer import MailboxClosed, ThreadMailbox, current_mailbox
 from adapter._types import ASGIApp, Environ, Message, Scope
 from adapter.exceptions import ProtocolError
 from adapter.loop import SharedLoop
-from adapter.scope import content_length, status_line, wsgi_headers
+from adapter.scope import status_line, wsgi_headers
 
 if TYPE_CHECKING:
     # typeshed's protocol, so type checkers accept us wherever a WSGI app is expected.
     from _typeshed.wsgi import StartResponse
 
-__all__ = ["BODY_PIECE_SIZE", "AsgiToWsgiResponder", "ClientGone", "ResponseBody"]
+__all__ = ["AsgiToWsgiResponder", "ClientGone", "ResponseBody"]
 
 logger = logging.getLogger("adapter")
 
 T = TypeVar("T")
 
-BODY_PIECE_SIZE = 64 * 1024
-"""Bytes read from ``wsgi.input`` per ``http.request`` message (the memory bound)."""
-
 DISCONNECT_GRACE = 1.0
 """Seconds an app gets to end by itself once the client is gone, before cancellation."""
 
-_Chunk = tuple[bytes, bool]  # a body message: (body, more_body)
 _ERROR_BODY = b"Internal Server Error"
 
 
@@ -57,42 +54,6 @@ class ClientGone(OSError):
 
     ASGI HTTP spec 2.4: send() on a closed connection raises an :class:`OSError`.
     """
-
-
-class _RequestBody:
-    """``wsgi.input`` read in bounded pieces, in the request thread only."""
-
-    def __init__(self, environ: Environ) -> None:
-        self._input = environ.get("wsgi.input")
-        length = content_length(environ)
-        if length is None:
-            # PEP 3333: without CONTENT_LENGTH the app must not read past it, unless the
-            # server says the stream ends at the body's end (wsgi.input_terminated,
-            # e.g. chunked uploads, which must arrive whole).
-            self.left: int | None = None if environ.get("wsgi.input_terminated") else 0
-        else:
-            self.left = length
-
-    def read_piece(self) -> _Chunk:
-        """The next piece and whether more follows; raises OSError if the body is cut."""
-        if self.left == 0 or self._input is None:
-            return b"", False
-        wanted = BODY_PIECE_SIZE if self.left is None else min(BODY_PIECE_SIZE, self.left)
-        parts: list[bytes] = []
-        got = 0
-        while got < wanted:  # a file's read(n) may return less than n before the end
-            data = self._input.read(wanted - got)
-            if not data:
-                break
-            parts.append(data)
-            got += len(data)
-        piece = b"".join(parts)
-        if self.left is None:
-            return piece, got == wanted
-        if got < wanted:
-            raise OSError("the client sent less than CONTENT_LENGTH bytes")
-        self.left -= got
-        return piece, self.left > 0
 
 
 class AsgiToWsgiResponder:
@@ -109,23 +70,23 @@ class AsgiToWsgiResponder:
         self._scope = scope
         self._loop = loop
         # Request thread only.
-        self._body = _RequestBody(environ)
+        self._body = RequestBody(environ)
         self._mailbox = ThreadMailbox()
         self._response_complete_seen = False
         self._closed = False
         self._reported_error: BaseException | None = None
         # Loop thread only (the futures below are how results cross back).
-        self._wanted: concurrent.futures.Future[_Chunk] | None = None
+        self._wanted: concurrent.futures.Future[Chunk] | None = None
         self._change: anyio.Event | None = None
         self._start: tuple[str, list[tuple[str, str]]] | None = None
-        self._piece: _Chunk | None = None
+        self._piece: Chunk | None = None
         self._piece_requested = False
         self._request_complete = False
         self._response_complete = False
         self._client_gone = False
         self._task_done = False
         self._task_error: BaseException | None = None
-        self._final: tuple[concurrent.futures.Future[_Chunk], bytes] | None = None
+        self._final: tuple[concurrent.futures.Future[Chunk], bytes] | None = None
         self._cancel_scope: anyio.CancelScope | None = None
         self._task_outcome: concurrent.futures.Future[BaseException | None] = (
             concurrent.futures.Future()
@@ -155,7 +116,7 @@ class AsgiToWsgiResponder:
                 self._piece = self._body.read_piece()
             except OSError:
                 self._client_gone = True
-        first: concurrent.futures.Future[_Chunk] = concurrent.futures.Future()
+        first: concurrent.futures.Future[Chunk] = concurrent.futures.Future()
         self._wanted = first
         self._loop.spawn_soon(self._run_app)
         try:
@@ -184,9 +145,9 @@ class AsgiToWsgiResponder:
             raise
         return ResponseBody(self, body, more)
 
-    def next_chunk(self) -> _Chunk:
+    def next_chunk(self) -> Chunk:
         """Ask the app for its next body message and wait for it (request thread)."""
-        wanted: concurrent.futures.Future[_Chunk] = concurrent.futures.Future()
+        wanted: concurrent.futures.Future[Chunk] = concurrent.futures.Future()
         self._loop.call_soon_threadsafe(self._loop_want, wanted)
         try:
             chunk = self._wait(wanted)
@@ -218,7 +179,7 @@ class AsgiToWsgiResponder:
         # Posted by receive() to run here, in the request thread: wsgi.input belongs
         # to the thread the WSGI server called us in.
         try:
-            piece: _Chunk | None = self._body.read_piece()
+            piece: Chunk | None = self._body.read_piece()
         except OSError:
             piece = None
         self._loop.call_soon_threadsafe(self._loop_piece_arrived, piece)
@@ -235,7 +196,7 @@ class AsgiToWsgiResponder:
             self._change = anyio.Event()
         await self._change.wait()
 
-    def _loop_want(self, wanted: concurrent.futures.Future[_Chunk]) -> None:
+    def _loop_want(self, wanted: concurrent.futures.Future[Chunk]) -> None:
         if self._task_done:
             if self._task_error is not None and not self._client_gone:
                 wanted.set_exception(self._task_error)  # it failed after the last chunk
@@ -245,7 +206,7 @@ class AsgiToWsgiResponder:
             self._wanted = wanted
             self._wake()
 
-    def _loop_piece_arrived(self, piece: _Chunk | None) -> None:
+    def _loop_piece_arrived(self, piece: Chunk | None) -> None:
         self._piece_requested = False
         if piece is None:
             self._client_gone = True

@@ -21,7 +21,7 @@ from werkzeug.middleware.lint import LintMiddleware
 from werkzeug.test import EnvironBuilder
 
 from adapter import AsgiToWsgi
-from adapter._asgi_responder import BODY_PIECE_SIZE
+from adapter._asgi_request_body import BODY_PIECE_SIZE
 from adapter._outer import current_mailbox
 from adapter._types import Message, Receive, Scope, Send
 
