@@ -8,7 +8,8 @@ backend here so that ``adapter.sync`` reads the same on asyncio and on trio:
 - :func:`current_loop` (on the loop's thread) names the running loop;
 - ``LoopHandle.wait`` / ``finish_soon`` await and wake a :class:`ThreadCall`
   (``adapter._sync_calls``), one sync call made from a loop and run by another thread;
-- ``LoopHandle.submit`` starts a coroutine on the loop from another thread;
+- ``LoopHandle.submit`` starts a coroutine on the loop from another thread, and
+  :func:`start_on_outer_loop` does so on the loop the calling thread works for;
 - :func:`run_in_fresh_loop` runs a coroutine in a new loop on a pool thread.
 
 We use each backend's own thread-safe entry points (``call_soon_threadsafe``,
