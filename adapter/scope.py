@@ -48,6 +48,8 @@ _HOP_BY_HOP = frozenset(
 )
 # RFC 9110 5.6.2: a field name is a token.  CR, LF and NUL are never allowed in a value.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+_HEADER_NAMES: dict[str, bytes] = {}
+_HEADER_NAMES_LIMIT = 1024
 _NAME_CACHE: dict[bytes, str | None] = {}
 _NAME_CACHE_LIMIT = 1024
 
@@ -55,6 +57,8 @@ _NAME_CACHE_LIMIT = 1024
 def _wsgi_text_to_utf8(value: str) -> str:
     # PEP 3333 "native strings" carry the raw bytes decoded as latin-1; the ASGI spec
     # wants the path as text, its bytes decoded as UTF-8.
+    if value.isascii():  # the usual case: the same text either way
+        return value
     return value.encode("latin-1").decode("utf-8", "replace")
 
 
@@ -91,16 +95,29 @@ def _port(value: object) -> int | None:
     return int(text) if text.isascii() and text.isdigit() else None
 
 
+def _header_name(key: str) -> bytes:
+    """The header name for an ``HTTP_*`` environ key (cached; keys repeat)."""
+    if key in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
+        # CONTENT_TYPE and CONTENT_LENGTH are the authority (PEP 3333 after CGI); some
+        # servers also copy them to HTTP_* keys.
+        name = b""
+    else:
+        name = key[5:].replace("_", "-").lower().encode("latin-1")
+    if len(_HEADER_NAMES) < _HEADER_NAMES_LIMIT:  # bounded: clients may invent names
+        _HEADER_NAMES[key] = name
+    return name
+
+
 def _headers(environ: Mapping[str, Any]) -> list[tuple[bytes, bytes]]:
     headers: list[tuple[bytes, bytes]] = []
+    names = _HEADER_NAMES
     for key, value in environ.items():
         if key.startswith("HTTP_"):
-            # CONTENT_TYPE and CONTENT_LENGTH below are the authority (PEP 3333 after
-            # CGI); some servers also copy them to HTTP_* keys.
-            if key in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
-                continue
-            name = key[5:].replace("_", "-").lower()
-            headers.append((name.encode("latin-1"), str(value).encode("latin-1")))
+            name = names.get(key)
+            if name is None:
+                name = _header_name(key)
+            if name:  # b"" for the keys skipped
+                headers.append((name, str(value).encode("latin-1")))
     content_type = environ.get("CONTENT_TYPE")
     if content_type:
         headers.append((b"content-type", str(content_type).encode("latin-1")))
