@@ -20,7 +20,7 @@ import pytest
 from werkzeug.middleware.lint import LintMiddleware
 from werkzeug.test import EnvironBuilder
 
-from adapter import AsgiToWsgi
+from adapter import AsgiToWsgi, ProtocolError
 from adapter._asgi_request_body import BODY_PIECE_SIZE
 from adapter._outer import current_mailbox
 from adapter._types import Message, Receive, Scope, Send
@@ -305,6 +305,7 @@ def test_error_before_the_response_is_a_500_with_the_traceback_logged(
         [{"type": "http.response.start", "status": 200, "headers": [(b"x", b"a\r\nb")]}],
         [{"type": "http.response.start", "status": 200}, {"type": "http.response.start"}],
         [{"type": "websocket.accept"}],
+        [{"type": "http.response.start", "status": "200"}],
     ],
 )
 def test_protocol_errors_before_the_response_are_500s(
@@ -345,6 +346,19 @@ def test_error_after_the_response_completed_reaches_the_server_at_close(backend:
     )
     assert b"".join(iterator) == b"sent"
     with pytest.raises(ValueError, match="broken after the response"):
+        iterable.close()
+
+
+def test_body_after_the_last_one_is_a_protocol_error_at_close(backend: str) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await respond(send, b"complete")
+        await send({"type": "http.response.body", "body": b"one too many"})
+
+    _, iterator, iterable = open_response(
+        AsgiToWsgi(app, lifespan="off", backend=backend), make_environ()
+    )
+    assert b"".join(iterator) == b"complete"
+    with pytest.raises(ProtocolError, match="after the last one"):
         iterable.close()
 
 

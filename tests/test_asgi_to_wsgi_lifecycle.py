@@ -191,6 +191,21 @@ def test_lifespan_startup_once_state_per_request_shutdown_on_close(backend: str)
     assert events.count("shutdown") == 1
 
 
+def test_lifespan_startup_runs_once_for_concurrent_first_requests(backend: str) -> None:
+    events: list[str] = []
+    wsgi_app = AsgiToWsgi(lifespan_app(events), backend=backend)
+    bodies: list[bytes] = []
+    threads = [threading.Thread(target=lambda: bodies.append(call(wsgi_app)[2])) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    wsgi_app.close()
+    assert bodies == [b'["pool"]'] * 8
+    assert events.count("startup") == 1
+    assert events[0] == "startup"  # before any request
+
+
 def unsupported(scope: Scope, receive: Receive, send: Send) -> Any:
     async def app() -> None:
         if scope["type"] != "http":
