@@ -179,11 +179,14 @@ def test_asgi_to_wsgi_async_to_sync_from_a_worker_runs_on_the_shared_loop(backen
 def test_asgi_to_wsgi_on_waitress_uses_the_request_thread() -> None:
     command = ["waitress-serve", "--listen", "127.0.0.1:{port}", "--threads", "2"]
     with running_server([*command, "tests.test_sync_bridges:waitress_app"]) as base_url:
-        names = {
-            httpx.get(base_url + "/", timeout=10).json()["thread_sensitive_name"] for _ in range(3)
-        }
+        answers = [httpx.get(base_url + "/", timeout=10).json() for _ in range(3)]
     # waitress names its request threads "waitress-N"; never our shared thread.
+    names = {facts["thread_sensitive_name"] for facts in answers}
     assert all(name.startswith("waitress") for name in names), names
+    for facts in answers:
+        assert facts["nested"]["thread"] == facts["nested"]["outer_thread"]
+        assert facts["nested"]["outer_thread"] == facts["thread_sensitive"]
+        assert facts["worker"]["loop"] == facts["app_loop"]
 
 
 # -- apps the real servers import ------------------------------------------------------
