@@ -12,19 +12,22 @@ Thread hand-offs per request (the cost that matters):
   chunk (hello world): **one** hop to a worker, which calls the app, takes the body
   (and any ``write()`` data) and closes the iterable; status, headers and body go out
   afterwards, with no task group and no task;
-- a streamed body: one hop for the first chunk, then one hop per :data:`PULL_BYTES`
-  pulled (the last one also closes the iterable).  A second task pulls the next batch
-  while the loop sends the last, and a third watches ``receive()`` for
-  ``http.disconnect``; the app is ahead of the client by at most two batches;
+- a streamed body: one hop for the first chunk; then one worker iterates the rest
+  into a :class:`~adapter.streams.ChunkPipe` of :data:`PULL_BYTES`, blocking while
+  it is full (the backpressure), and wakes the loop only when the loop is waiting for
+  it: a fast app costs one wake-up per batch, a slow one (server-sent events) one per
+  chunk, sent at once.  A task watches ``receive()`` for ``http.disconnect``;
 - each ``wsgi.input`` read that needs more body: one hop back to the loop, which
   awaits ``receive()`` until it has what the read asked for (at most
   :data:`adapter.streams.READ_AHEAD_BYTES` a hop), so nothing is read ahead but the
   rest of the last message;
-- ``write()``: none while its data fits in the current batch (it is sent with the
-  body, in order); one hop back to the loop each time a batch fills;
-- ``close()`` after a disconnect, a cancellation or ``pathsend``: one more hop.
+- ``write()`` before the first chunk: none while its data fits in the batch (it goes
+  out with the body, in order), one hop back to the loop each time the batch fills;
+  while streaming it goes into the pipe like a chunk;
+- ``close()``: in the worker's last step; one more hop only after a cancellation
+  before streaming, an error response or ``pathsend``.
 
-When the client goes, the app is stopped at its next chunk and closed.
+When the client goes, the app is not iterated again and is closed in its worker.
 """
 
 from __future__ import annotations
@@ -54,18 +57,17 @@ __all__ = ["PULL_BYTES", "WsgiToAsgi", "WsgiToAsgiResponder"]
 logger = logging.getLogger("adapter")
 
 PULL_BYTES = 256 * 1024
-"""How many response bytes one hop takes from a streaming app.
+"""How many response bytes may wait between the app's worker and the loop.
 
-The app is ahead of what the server accepted by at most two batches (one being sent,
-one pulled ahead), each at most this plus one of the app's chunks.  Measured on
-uvicorn, 256 KiB costs about 40% less CPU per GiB than 128 KiB, and little more than
-512 KiB."""
-
+The app is ahead of what the server accepted by at most two such batches (one being
+sent, one waiting), each at most this plus one of the app's chunks.  Measured on
+uvicorn with 64 KiB chunks: 128 KiB costs about 50% more CPU per GiB, 512 KiB a
+little less."""
 
 _PerLoop: TypeAlias = tuple[
     anyio.CapacityLimiter, anyio.lowlevel.EventLoopToken, Callable[[Callable[[], object]], object]
 ]
-
+"""A loop's limiter for this instance, its token and its thread-safe ``call_soon``."""
 
 _SMALL_CHUNK = 32 * 1024
 """Chunks smaller than this are joined before sending; bigger ones go as they are."""
