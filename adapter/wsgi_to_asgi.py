@@ -24,8 +24,8 @@ Thread hand-offs per request (the cost that matters):
 - ``write()`` before the first chunk: none while its data fits in the batch (it goes
   out with the body, in order), one hop back to the loop each time the batch fills;
   while streaming it goes into the pipe like a chunk;
-- ``close()``: in the worker's last step; one more hop only after a cancellation
-  before streaming, an error response or ``pathsend``.
+- ``close()``: in the worker's last step; one more hop only for ``pathsend``, or when
+  a cancellation or a disconnect comes before the body streams.
 
 When the client goes, the app is not iterated again and is closed in its worker.
 """
