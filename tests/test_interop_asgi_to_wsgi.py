@@ -228,3 +228,14 @@ def test_server_sent_events_arrive_one_by_one_on_a_real_server(server: str, tmp_
             assert received == expected
             Path(f"{ack}-{number}").touch()
         assert b"".join(chunks) == b""
+
+
+@pytest.mark.server
+def test_lifespan_shutdown_runs_when_gunicorn_stops_its_worker(tmp_path: Path) -> None:
+    command = server_command("gunicorn-sync", "tests.apps.starlette_app:application")
+    env = {"STARLETTE_APP_SHUTDOWN_DIR": str(tmp_path)}
+    with running_server(command, env=env) as url, httpx.Client(base_url=url) as client:
+        worker_pid = client.get("/state").json()["pid"]
+    # running_server stopped gunicorn (SIGTERM): the worker exited normally, and the
+    # interpreter-exit hook ran the app's lifespan shutdown in it.
+    assert (tmp_path / f"shutdown-{worker_pid}").exists()

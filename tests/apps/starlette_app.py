@@ -39,6 +39,10 @@ background_log: list[str] = []
 @contextlib.asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
     yield {"started_in": os.getpid()}
+    # For tests of a real server's exit: say which process ran the shutdown.
+    record = os.environ.get("STARLETTE_APP_SHUTDOWN_DIR")
+    if record:
+        await anyio.Path(record, f"shutdown-{os.getpid()}").touch()
 
 
 async def hello(request: Request) -> Response:
