@@ -259,12 +259,12 @@ class FileWrapper:
 class ChunkPipe:
     """Response chunks from the app's worker thread to the event loop, bounded by bytes.
 
-    The worker :meth:`put` s chunks as the app yields them and blocks while
-    ``limit`` bytes wait: that is the backpressure.  The loop :meth:`take` s all that
-    waits at once; when nothing does, it registers a callback with :meth:`notify_when_ready`
-    that the worker calls (from its thread) as soon as a chunk or the end arrives, so a
-    slow stream (server-sent events) goes out chunk by chunk while a fast one goes out
-    in batches, with one wake-up per batch.
+    The worker calls :meth:`put` for each chunk the app yields, and waits there while
+    ``limit`` bytes wait: that is the backpressure.  The loop calls :meth:`take` for
+    all that waits at once; when nothing does, it registers a callback with
+    :meth:`notify_when_ready`, which the worker calls (from its thread) as soon as a
+    chunk or the end arrives.  So a slow stream (server-sent events) goes out chunk by
+    chunk, and a fast one in batches, with one wake-up of the loop per batch.
 
     :param limit: the most bytes that may wait; one chunk may pass it.
     """
