@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from adapter._types import ASGIApp, Message, Receive, Scope, Send
-from tests.apps import django_app, flask_app
+from tests.apps import flask_app
 from tests.servers import running_server
 
 UPLOAD = os.urandom(3 * 1024 * 1024 + 17)
@@ -107,6 +107,10 @@ async def test_flask_error_is_flasks_own_500(flask_client: httpx.AsyncClient) ->
 
 @pytest.fixture
 async def django_client() -> AsyncIterator[httpx.AsyncClient]:
+    # Imported here: it configures Django's process-wide settings, which only these
+    # tests should pay for.
+    from tests.apps import django_app
+
     transport = httpx.ASGITransport(app=drained(django_app.asgi))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
