@@ -134,21 +134,36 @@ def test_every_include_exists_and_every_example_is_shown() -> None:
 
 def test_sizes_in_the_pictures_are_the_codes() -> None:
     """The diagrams and pages quote the buffer sizes; they must be the code's."""
-    from adapter import _asgi_responder, streams, wsgi_to_asgi
+    from adapter import streams, wsgi_to_asgi
+    from adapter._asgi_request_body import BODY_PIECE_SIZE
 
-    static = DOCS / "_static"
+    def text(name: str) -> str:
+        return " ".join((DOCS / name).read_text().split())
+
+    pull = wsgi_to_asgi.PULL_BYTES // 1024
+    read_ahead = streams.READ_AHEAD_BYTES // 1024
+    piece = BODY_PIECE_SIZE // 1024
     quoted = {
-        wsgi_to_asgi.PULL_BYTES: ["wsgi-to-asgi.svg", "backpressure.svg"],
-        streams.READ_AHEAD_BYTES: ["wsgi-to-asgi.svg", "backpressure.svg"],
-        _asgi_responder.BODY_PIECE_SIZE: ["asgi-to-wsgi.svg", "backpressure.svg"],
+        "_static/wsgi-to-asgi.svg": [f"of ≤ {pull} KiB", f"≤ {read_ahead} KiB a hop"],
+        "_static/backpressure.svg": [
+            f"≤ {pull} KiB waiting",
+            f"≤ {read_ahead} KiB a hop",
+            f"reads ≤ {piece} KiB",
+        ],
+        "_static/asgi-to-wsgi.svg": [f"≤ {piece} KiB goes along"],
+        "how-it-works.rst": [
+            f"waiting while {pull} KiB wait there",
+            f"at most {read_ahead} KiB a hop",
+            f"the next {piece} KiB piece",
+            f"two batches of {pull} KiB",
+        ],
     }
-    for size, pictures in quoted.items():
-        for picture in pictures:
-            assert f"≤ {size // 1024} KiB" in (static / picture).read_text(), picture
+    for name, phrases in quoted.items():
+        for phrase in phrases:
+            assert phrase in text(name), f"{name} should say {phrase!r}, as the code does"
     default_workers = inspect.signature(adapter.WsgiToAsgi).parameters["max_workers"].default
-    assert f"max_workers ({default_workers})" in (static / "wsgi-to-asgi.svg").read_text()
-    quickstart = " ".join((DOCS / "quickstart.rst").read_text().split())
-    assert f"at once, {default_workers} by default" in quickstart
+    assert f"max_workers ({default_workers})" in text("_static/wsgi-to-asgi.svg")
+    assert f"at once, {default_workers} by default" in text("quickstart.rst")
 
 
 # -- 2. the shell commands name real things -------------------------------------------------
