@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
@@ -47,6 +48,11 @@ DISCONNECT_GRACE = 1.0
 """Seconds an app gets to end by itself once the client is gone, before cancellation."""
 
 _ERROR_BODY = b"Internal Server Error"
+_ERROR_STATUS = "500 Internal Server Error"
+_ERROR_HEADERS = [
+    ("Content-Type", "text/plain; charset=utf-8"),
+    ("Content-Length", str(len(_ERROR_BODY))),
+]
 
 
 class ClientGone(OSError):
@@ -75,6 +81,10 @@ class AsgiToWsgiResponder:
         self._response_complete_seen = False
         self._closed = False
         self._reported_error: BaseException | None = None
+        # PEP 3333's optional wsgi.file_wrapper; with it, scope offers pathsend.
+        self._file_wrapper: Callable[[Any, int], Iterable[bytes]] | None = environ.get(
+            "wsgi.file_wrapper"
+        )
         # Loop thread only (the futures below are how results cross back).
         self._wanted: concurrent.futures.Future[Chunk] | None = None
         self._change: anyio.Event | None = None
@@ -83,6 +93,8 @@ class AsgiToWsgiResponder:
         self._piece_requested = False
         self._request_complete = False
         self._response_complete = False
+        self._body_started = False
+        self._path: str | None = None
         self._client_gone = False
         self._task_done = False
         self._task_error: BaseException | None = None
@@ -99,7 +111,7 @@ class AsgiToWsgiResponder:
         # mailbox, so work the app posts to this thread runs while it waits.
         return self._mailbox.wait(future)
 
-    def respond(self, start_response: StartResponse) -> ResponseBody | list[bytes]:
+    def respond(self, start_response: StartResponse) -> Iterable[bytes]:
         """Start the app, wait for its response start and first body message.
 
         The app's errors before the response starts become a 500 (and a log line);
@@ -125,25 +137,38 @@ class AsgiToWsgiResponder:
             # Before the response started: a clean 500, the traceback in the log.
             logger.error("Exception in ASGI application before the response started", exc_info=exc)
             self._finish(complete=True)
-            start_response(
-                "500 Internal Server Error",
-                [
-                    ("Content-Type", "text/plain; charset=utf-8"),
-                    ("Content-Length", str(len(_ERROR_BODY))),
-                ],
-            )
+            start_response(_ERROR_STATUS, _ERROR_HEADERS)
             return [_ERROR_BODY]
         except BaseException:
             self._finish(complete=False)
             raise
         assert self._start is not None  # set on the loop before `first` completed
         self._response_complete_seen = not more
+        if self._path is not None:
+            return self._respond_with_file(start_response, self._path)
         try:
             start_response(*self._start)
         except BaseException:
             self._finish(complete=False)
             raise
         return ResponseBody(self, body, more)
+
+    def _respond_with_file(self, start_response: StartResponse, path: str) -> Iterable[bytes]:
+        # The server may close a file_wrapper from another thread (waitress does), so
+        # the app's task is seen to its end first: FileResponse ends right after.
+        self._finish(complete=True)
+        try:
+            file = open(path, "rb")  # noqa: SIM115 - the WSGI server closes it
+        except OSError as exc:
+            logger.error("the ASGI app's 'http.response.pathsend' file", exc_info=exc)
+            start_response(_ERROR_STATUS, _ERROR_HEADERS)
+            return [_ERROR_BODY]
+        assert self._start is not None
+        assert self._file_wrapper is not None  # pathsend is offered only with one
+        start_response(*self._start)
+        # PEP 3333: the server may send it zero-copy (gunicorn's sendfile).
+        wrapped: Iterable[bytes] = self._file_wrapper(file, BODY_PIECE_SIZE)
+        return wrapped
 
     def next_chunk(self) -> Chunk:
         """Ask the app for its next body message and wait for it (request thread)."""
@@ -288,6 +313,8 @@ class AsgiToWsgiResponder:
             )
         elif kind == "http.response.body":
             await self._send_body(message)
+        elif kind == "http.response.pathsend" and self._file_wrapper is not None:
+            await self._send_path(message)
         else:
             raise ProtocolError(f"unexpected ASGI message type {kind!r} for an HTTP request")
 
@@ -308,15 +335,30 @@ class AsgiToWsgiResponder:
                 raise ClientGone("the client is gone (the WSGI server closed the response)")
         wanted, self._wanted = self._wanted, None
         if more:
+            self._body_started = True
             wanted.set_result((bytes(body), True))
             return
+        self._hand_over_last(wanted, bytes(body))
+
+    async def _send_path(self, message: Message) -> None:
+        # The ASGI pathsend extension: the whole body is the file at this path.
+        if self._start is None or self._body_started or self._response_complete:
+            raise ProtocolError(
+                "the ASGI app sent 'http.response.pathsend' other than as the whole body"
+            )
+        self._path = os.fspath(message["path"])
+        wanted, self._wanted = self._wanted, None
+        assert wanted is not None  # the request thread waits for the first body
+        self._hand_over_last(wanted, b"")
+
+    def _hand_over_last(self, wanted: concurrent.futures.Future[Chunk], body: bytes) -> None:
         self._response_complete = True
         self._wake()
         # The last chunk is handed over once this task step is over (at the task's end,
         # or at the loop's next turn if the app carries on, e.g. background tasks), not
         # now: woken now, the request thread would only wait for the GIL while this
         # thread finishes the task, and close() would find the task still running.
-        self._final = (wanted, bytes(body))
+        self._final = (wanted, body)
         self._loop.call_soon(self._deliver_final)
 
     def _deliver_final(self) -> None:

@@ -160,7 +160,8 @@ def build_scope(environ: Environ, *, state: Mapping[str, Any] | None = None) -> 
         "client": client,
         "server": (environ.get("SERVER_NAME", "localhost"), _port(environ.get("SERVER_PORT"))),
         "state": dict(state) if state else {},
-        "extensions": {},
+        # The pathsend extension is served through PEP 3333's wsgi.file_wrapper.
+        "extensions": {"http.response.pathsend": {}} if "wsgi.file_wrapper" in environ else {},
     }
 
 

@@ -13,6 +13,7 @@ import json
 import logging
 import threading
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -274,6 +275,47 @@ def test_empty_response_and_hop_by_hop_headers(backend: str) -> None:
     status, headers, body = call(AsgiToWsgi(app, lifespan="off", backend=backend))
     assert (status, body) == ("204 No Content", b"")
     assert headers == [("content-length", "0"), ("x-kept", "1")]  # PEP 3333: no hop-by-hop
+
+
+def pathsend_app(path: str, seen: list[Scope]) -> Any:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(scope)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.pathsend", "path": path})
+
+    return app
+
+
+def test_pathsend_goes_through_wsgi_file_wrapper(backend: str, tmp_path: Path) -> None:
+    data = bytes(range(256)) * 1000
+    (tmp_path / "data.bin").write_bytes(data)
+    seen: list[Scope] = []
+    app = AsgiToWsgi(
+        pathsend_app(str(tmp_path / "data.bin"), seen), lifespan="off", backend=backend
+    )
+    status, _, body = call(app)  # LintMiddleware offers its own wsgi.file_wrapper
+    assert (status, body) == ("200 OK", data)
+    assert "http.response.pathsend" in seen[0]["extensions"]
+
+
+def test_pathsend_of_a_missing_file_is_a_500(
+    backend: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = AsgiToWsgi(pathsend_app(str(tmp_path / "missing"), []), lifespan="off", backend=backend)
+    with caplog.at_level(logging.ERROR, logger="adapter"):
+        assert call(app)[0] == "500 Internal Server Error"
+    assert "FileNotFoundError" in caplog.text
+
+
+def test_pathsend_is_not_offered_without_a_file_wrapper(backend: str) -> None:
+    seen: list[Scope] = []
+    environ = make_environ()
+    environ.pop("wsgi.file_wrapper", None)
+    app = AsgiToWsgi(pathsend_app("/nonexistent", seen), lifespan="off", backend=backend)
+    started = Started()
+    # Called without LintMiddleware here: it always adds a wsgi.file_wrapper of its own.
+    assert list(app(environ, started)) == [b"Internal Server Error"]  # a protocol error
+    assert seen[0]["extensions"] == {}
 
 
 # ---- point 8: errors ----------------------------------------------------------------------
