@@ -3,7 +3,7 @@
 Two threads share a responder, and each attribute belongs to one of them:
 
 - the WSGI server's request thread calls :meth:`AsgiToWsgiResponder.respond`, then
-  iterates and closes the :class:`ResponseBody` it returns.  It never blocks in a plain
+  iterates and closes the :class:`adapter._asgi_response.ResponseBody` it returns.  It never blocks in a plain
   wait: every wait goes through :meth:`_wait`, i.e. the request's
   :class:`adapter._outer.ThreadMailbox`, so it runs work the app posts to it meanwhile
   (request body reads here, and thread-sensitive ``sync_to_async`` calls);
@@ -22,12 +22,13 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
 from adapter._asgi_request_body import BODY_PIECE_SIZE, Chunk, RequestBody
+from adapter._asgi_response import ResponseBody, internal_server_error
 from adapter._outer import MailboxClosed, ThreadMailbox, current_mailbox
 from adapter._types import ASGIApp, Environ, Message, Scope
 from adapter.exceptions import ProtocolError
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     # typeshed's protocol, so type checkers accept us wherever a WSGI app is expected.
     from _typeshed.wsgi import StartResponse
 
-__all__ = ["AsgiToWsgiResponder", "ClientGone", "ResponseBody"]
+__all__ = ["AsgiToWsgiResponder", "ClientGone"]
 
 logger = logging.getLogger("adapter")
 
@@ -46,13 +47,6 @@ T = TypeVar("T")
 
 DISCONNECT_GRACE = 1.0
 """Seconds an app gets to end by itself once the client is gone, before cancellation."""
-
-_ERROR_BODY = b"Internal Server Error"
-_ERROR_STATUS = "500 Internal Server Error"
-_ERROR_HEADERS = [
-    ("Content-Type", "text/plain; charset=utf-8"),
-    ("Content-Length", str(len(_ERROR_BODY))),
-]
 
 
 class ClientGone(OSError):
@@ -136,11 +130,10 @@ class AsgiToWsgiResponder:
         except Exception as exc:
             # Before the response started: a clean 500, the traceback in the log.
             logger.error("Exception in ASGI application before the response started", exc_info=exc)
-            self._finish(complete=True)
-            start_response(_ERROR_STATUS, _ERROR_HEADERS)
-            return [_ERROR_BODY]
+            self.finish(complete=True)
+            return internal_server_error(start_response)
         except BaseException:
-            self._finish(complete=False)
+            self.finish(complete=False)
             raise
         assert self._start is not None  # set on the loop before `first` completed
         self._response_complete_seen = not more
@@ -149,20 +142,19 @@ class AsgiToWsgiResponder:
         try:
             start_response(*self._start)
         except BaseException:
-            self._finish(complete=False)
+            self.finish(complete=False)
             raise
         return ResponseBody(self, body, more)
 
     def _respond_with_file(self, start_response: StartResponse, path: str) -> Iterable[bytes]:
         # The server may close a file_wrapper from another thread (waitress does), so
         # the app's task is seen to its end first: FileResponse ends right after.
-        self._finish(complete=True)
+        self.finish(complete=True)
         try:
             file = open(path, "rb")  # noqa: SIM115 - the WSGI server closes it
         except OSError as exc:
             logger.error("the ASGI app's 'http.response.pathsend' file", exc_info=exc)
-            start_response(_ERROR_STATUS, _ERROR_HEADERS)
-            return [_ERROR_BODY]
+            return internal_server_error(start_response)
         assert self._start is not None
         assert self._file_wrapper is not None  # pathsend is offered only with one
         start_response(*self._start)
@@ -182,7 +174,7 @@ class AsgiToWsgiResponder:
         self._response_complete_seen = not chunk[1]
         return chunk
 
-    def _finish(self, complete: bool) -> None:
+    def finish(self, complete: bool) -> None:
         """Let the app's task end, wait for it, and re-raise what it raised late."""
         if self._closed:
             return
@@ -366,27 +358,3 @@ class AsgiToWsgiResponder:
             wanted, body = self._final
             self._final = None
             wanted.set_result((body, False))
-
-
-class ResponseBody:
-    """The PEP 3333 response iterable: each ASGI body message becomes one chunk."""
-
-    def __init__(self, responder: AsgiToWsgiResponder, first: bytes, more: bool) -> None:
-        self._responder = responder
-        self._pending = first
-        self._more = more
-
-    def __iter__(self) -> Iterator[bytes]:
-        return self
-
-    def __next__(self) -> bytes:
-        while not self._pending:
-            if not self._more:
-                raise StopIteration
-            self._pending, self._more = self._responder.next_chunk()
-        chunk, self._pending = self._pending, b""
-        return chunk
-
-    def close(self) -> None:
-        """PEP 3333: the server calls this however the response ends; early means gone."""
-        self._responder._finish(complete=not self._more and not self._pending)
