@@ -3,10 +3,10 @@
 Two threads share a responder, and each attribute belongs to one of them:
 
 - the WSGI server's request thread calls :meth:`AsgiToWsgiResponder.respond`, then
-  iterates and closes the :class:`adapter._asgi_response.ResponseBody` it returns.  It never blocks in a plain
-  wait: every wait goes through :meth:`_wait`, i.e. the request's
-  :class:`adapter._outer.ThreadMailbox`, so it runs work the app posts to it meanwhile
-  (request body reads here, and thread-sensitive ``sync_to_async`` calls);
+  iterates and closes the :class:`adapter._asgi_response.ResponseBody` it returns.  It
+  never blocks in a plain wait: every wait goes through :meth:`_wait`, i.e. the
+  request's :class:`adapter._outer.ThreadMailbox`, so it runs work the app posts to it
+  meanwhile (request body reads here, and thread-sensitive ``sync_to_async`` calls);
 - the shared loop thread runs the app's task (:meth:`_run_app`, ``receive``, ``send``)
   and the ``_loop_*`` callbacks the request thread schedules.
 
