@@ -25,6 +25,19 @@ from tests.test_wsgi_to_asgi import Server, hello, http_scope, serve
 CHUNK = 64 * 1024
 
 
+@pytest.fixture(
+    params=[
+        pytest.param(("asyncio", {}), id="asyncio"),
+        pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"),
+        pytest.param(("trio", {}), id="trio"),
+    ]
+)
+def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, object]]:
+    """Here also on uvloop: the stream wakes the loop with its call_soon_threadsafe."""
+    backend: tuple[str, dict[str, object]] = request.param
+    return backend
+
+
 class Body:
     """A response iterable that counts what it produced and records ``close()``.
 
