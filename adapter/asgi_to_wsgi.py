@@ -71,12 +71,19 @@ class AsgiToWsgi:
         :param environ: the request environ.
         :param start_response: the server's ``start_response``.
         :raises LifespanFailed: if lifespan startup failed (see ``lifespan``).
+        :raises RuntimeError: if called on the shared event loop's own thread.
         """
         loop = self._loop
         # First use, a forked child, or (never expected) a loop thread that died.
         if loop is None or self._loop_pid != os.getpid() or not loop.thread.is_alive():
             loop = self._loop = get_loop(self.backend, self.backend_options)
             self._loop_pid = os.getpid()
+        if loop.in_loop_thread():
+            raise RuntimeError(
+                "AsgiToWsgi was called on its own event loop thread, where it would wait "
+                "for itself forever; call it from a WSGI server's thread (or a worker "
+                "thread, e.g. through WsgiToAsgi)"
+            )
         self._lifespan.ensure_started(loop)
         scope = build_scope(environ, state=self._lifespan.state)
         return AsgiToWsgiResponder(self.asgi_app, scope, environ, loop).respond(start_response)

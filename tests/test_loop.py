@@ -185,3 +185,12 @@ def test_an_instance_used_in_the_parent_works_in_a_forked_child(backend: str) ->
     # The parent is untouched and still serves.
     assert call(instance)[2].decode().startswith(str(os.getpid()))
     instance.close()
+
+
+def test_calling_asgi_to_wsgi_on_its_own_loop_thread_fails_fast(backend: str) -> None:
+    instance = AsgiToWsgi(where_am_i, backend=backend, lifespan="off")
+    call(instance)  # starts the loop
+    shared = get_loop(backend)
+    assert shared.portal is not None
+    with pytest.raises(RuntimeError, match="own event loop thread"):
+        shared.portal.call(call, instance)
