@@ -15,9 +15,10 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from adapter._types import Environ, OptExcInfo, WSGIApp
+from adapter._wsgi_pipes import ChunkPipe
 from adapter.environ import encode_headers, parse_status
 from adapter.exceptions import ClientDisconnected, ProtocolError
-from adapter.streams import ChunkPipe, FileWrapper
+from adapter.streams import FileWrapper
 
 __all__ = ["WsgiCall"]
 

@@ -6,17 +6,24 @@ notice ``http.disconnect``.  ASGI lets only one of them await ``receive()`` at a
 so they share a lock, and a body message the watcher happens to receive is kept (one
 message at most: that bounds the read-ahead) until a read takes it.  Until the response
 streams there is no watcher and no lock: a read simply awaits ``receive()``.
+
+A request that declares a body instead gets a receiver task from the start
+(:meth:`BodyReceiver.start_receiving`): it feeds a bounded
+:class:`~adapter._wsgi_pipes.BodyPipe` that ``wsgi.input`` reads without a hop to the
+loop, and then watches for ``http.disconnect`` itself.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import partial
 
 import anyio
 import anyio.abc
 
 from adapter._types import Message, Receive, Send
+from adapter._wsgi_pipes import BodyPipe
 from adapter.exceptions import ClientDisconnected
 
 __all__ = ["BodyReceiver"]
@@ -42,6 +49,7 @@ class BodyReceiver:
         "_lock",
         "_on_gone",
         "_receive",
+        "_receiving",
         "_send",
         "body_complete",
         "client_gone",
@@ -54,6 +62,7 @@ class BodyReceiver:
         self._kept: Message | None = None
         self._kept_taken: anyio.Event | None = None
         self._on_gone: Callable[[], None] | None = None
+        self._receiving = False
         self._gone_scope: anyio.CancelScope | None = None
         self.body_complete = False
         self.client_gone = False
@@ -117,10 +126,67 @@ class BodyReceiver:
             watch.
         :param on_gone: called (on the loop) when the client goes.
         """
-        self._lock = anyio.Lock()
         self._on_gone = on_gone
+        if self._receiving:
+            return  # the receiver watches already, and cancels the enclosing group
+        self._lock = anyio.Lock()
         self._gone_scope = task_group.cancel_scope
         task_group.start_soon(self._watch_for_disconnect)
+
+    def start_receiving(
+        self,
+        task_group: anyio.abc.TaskGroup,
+        pipe: BodyPipe,
+        call_soon: Callable[[Callable[[], object]], object],
+    ) -> None:
+        """Receive the body into ``pipe`` in a task, then watch for ``http.disconnect``.
+
+        The request's only caller of ``receive()`` from then on: when the client goes,
+        ``task_group`` is cancelled (and the ``on_gone`` of a later
+        :meth:`start_watching` is called).
+
+        :param task_group: the request's task group.
+        :param pipe: where body messages go, for ``wsgi.input``.
+        :param call_soon: the loop's thread-safe ``call_soon``, for the pipe's wake-ups.
+        """
+        self._receiving = True
+        self._gone_scope = task_group.cancel_scope
+        task_group.start_soon(self._receive_into, pipe, call_soon)
+
+    async def _receive_into(
+        self, pipe: BodyPipe, call_soon: Callable[[Callable[[], object]], object]
+    ) -> None:
+        try:
+            while not self.body_complete:
+                room = anyio.Event()
+                if not pipe.room_or_notify(partial(call_soon, room.set)):
+                    # Read-ahead is bounded: wait until the app has read some.
+                    await room.wait()
+                    continue
+                message = await self._receive()
+                kind = message["type"]
+                if kind == "http.request":
+                    more_body = message.get("more_body", False)
+                    pipe.feed(message.get("body", b""), more_body=more_body)
+                    self.body_complete = not more_body
+                elif kind == "http.disconnect":
+                    self._client_left()
+                    return
+                else:
+                    logger.error(
+                        "the ASGI server sent %r while the request body was being read; "
+                        "expected 'http.request' or 'http.disconnect'",
+                        kind,
+                    )
+                    return
+            # ASGI: once the body is complete, the next message can only be
+            # http.disconnect.
+            while (await self._receive())["type"] != "http.disconnect":
+                pass
+            self._client_left()
+        finally:
+            # A read still waiting learns the body will not complete.
+            pipe.close()
 
     async def _watch_for_disconnect(self) -> None:
         lock = self._lock

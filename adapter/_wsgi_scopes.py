@@ -1,14 +1,15 @@
 """WsgiToAsgi's small pieces around a request: other scopes, and what headers say.
 
 ``lifespan`` is answered (a WSGI app has no startup or shutdown), ``websocket`` is
-refused before accepting, and the request headers tell how long the body claims to be.
+refused before accepting, and the request headers tell whether a body follows and how
+long it claims to be.
 """
 
 from __future__ import annotations
 
 from adapter._types import Receive, Scope, Send
 
-__all__ = ["answer_lifespan", "declared_length", "refuse_websocket"]
+__all__ = ["answer_lifespan", "declared_length", "may_have_body", "refuse_websocket"]
 
 
 async def answer_lifespan(receive: Receive, send: Send) -> None:
@@ -24,6 +25,26 @@ async def answer_lifespan(receive: Receive, send: Send) -> None:
         elif message["type"] == "lifespan.shutdown":
             await send({"type": "lifespan.shutdown.complete"})
             return
+
+
+_BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "TRACE"})
+
+
+def may_have_body(scope: Scope) -> bool:
+    """Whether a request declares a body (a wrong guess costs speed, not correctness).
+
+    :param scope: an ASGI ``http`` scope.
+    """
+    for name, value in scope.get("headers", ()):
+        name = name.lower()
+        if name == b"content-length":
+            return value.strip() not in (b"0", b"")
+        if name == b"transfer-encoding":
+            return True
+    # HTTP/2 and 3 frame a body without either header.
+    return scope.get("http_version", "1.1") not in ("1.0", "1.1") and (
+        scope["method"] not in _BODYLESS_METHODS
+    )
 
 
 def declared_length(scope: Scope) -> int | None:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
-from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -20,7 +18,6 @@ from adapter.exceptions import ClientDisconnected
 
 __all__ = [
     "READ_AHEAD_BYTES",
-    "ChunkPipe",
     "FileWrapper",
     "LoggerStream",
     "RequestBody",
@@ -254,98 +251,3 @@ class FileWrapper:
         except (OSError, ValueError, AttributeError):
             return None
         return os.path.abspath(name)
-
-
-class ChunkPipe:
-    """Response chunks from the app's worker thread to the event loop, bounded by bytes.
-
-    The worker calls :meth:`put` for each chunk the app yields, and waits there while
-    ``limit`` bytes wait: that is the backpressure.  The loop calls :meth:`take` for
-    all that waits at once; when nothing does, it registers a callback with
-    :meth:`notify_when_ready`, which the worker calls (from its thread) as soon as a
-    chunk or the end arrives.  So a slow stream (server-sent events) goes out chunk by
-    chunk, and a fast one in batches, with one wake-up of the loop per batch.
-
-    :param limit: the most bytes that may wait; one chunk may pass it.
-    """
-
-    __slots__ = (
-        "_buffered",
-        "_chunks",
-        "_condition",
-        "_done",
-        "_error",
-        "_notify",
-        "_stopped",
-        "limit",
-    )
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._condition = threading.Condition(threading.Lock())
-        self._chunks: deque[bytes] = deque()
-        self._buffered = 0
-        self._done = False
-        self._error: Exception | None = None
-        self._stopped = False
-        self._notify: Callable[[], object] | None = None
-
-    def put(self, chunk: bytes) -> bool:
-        """Worker side: queue ``chunk``, waiting while the pipe is full.
-
-        :param chunk: bytes for the client.
-        :returns: False once :meth:`stop` was called (the client is gone): stop producing.
-        """
-        with self._condition:
-            while self._buffered >= self.limit and not self._stopped:
-                self._condition.wait()
-            if self._stopped:
-                return False
-            self._chunks.append(chunk)
-            self._buffered += len(chunk)
-            notify, self._notify = self._notify, None
-        if notify is not None:
-            notify()
-        return True
-
-    def finish(self, error: Exception | None = None) -> None:
-        """Worker side: the body ended, or the app failed with ``error``.
-
-        :param error: what the app raised, handed to the loop.
-        """
-        with self._condition:
-            self._done = True
-            self._error = error
-            notify, self._notify = self._notify, None
-        if notify is not None:
-            notify()
-
-    def take(self) -> tuple[list[bytes], bool, Exception | None]:
-        """Loop side: everything waiting, whether the body ended, and the app's error."""
-        with self._condition:
-            chunks = list(self._chunks)
-            self._chunks.clear()
-            if self._buffered:
-                self._buffered = 0
-                self._condition.notify()
-            return chunks, self._done, self._error
-
-    def notify_when_ready(self, notify: Callable[[], object]) -> bool:
-        """Loop side: have the worker call ``notify`` once there is something to take.
-
-        :param notify: called from the worker thread; it must only schedule work on
-            the loop (``call_soon_threadsafe``).
-        :returns: False when something is already there (take it; nothing is registered).
-        """
-        with self._condition:
-            if self._chunks or self._done:
-                return False
-            self._notify = notify
-            return True
-
-    def stop(self) -> None:
-        """Loop side: the client is gone or the request was cancelled; free the worker."""
-        with self._condition:
-            self._stopped = True
-            self._notify = None
-            self._condition.notify_all()

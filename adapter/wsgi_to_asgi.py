@@ -13,7 +13,7 @@ Thread hand-offs per request (the cost that matters):
   (and any ``write()`` data) and closes the iterable; status, headers and body go out
   afterwards, with no task group and no task;
 - a streamed body: one hop for the first chunk; then one worker iterates the rest
-  into a :class:`~adapter.streams.ChunkPipe` of :data:`PULL_BYTES`, blocking while
+  into a :class:`~adapter._wsgi_pipes.ChunkPipe` of :data:`PULL_BYTES`, blocking while
   it is full (the backpressure), and wakes the loop only when the loop is waiting for
   it: a fast app costs one wake-up per batch, a slow one (server-sent events) one per
   chunk, sent at once.  A task watches ``receive()`` for ``http.disconnect``;
@@ -46,11 +46,12 @@ import anyio.to_thread
 
 from adapter._types import Receive, Scope, Send, WSGIApp
 from adapter._wsgi_call import WsgiCall
+from adapter._wsgi_pipes import BodyPipe, ChunkPipe
 from adapter._wsgi_receive import BodyReceiver
-from adapter._wsgi_scopes import answer_lifespan, declared_length, refuse_websocket
+from adapter._wsgi_scopes import answer_lifespan, declared_length, may_have_body, refuse_websocket
 from adapter.environ import build_environ
 from adapter.exceptions import ClientDisconnected
-from adapter.streams import ChunkPipe, FileWrapper, RequestBody, RequestBodyTooLarge
+from adapter.streams import READ_AHEAD_BYTES, FileWrapper, RequestBody, RequestBodyTooLarge
 
 __all__ = ["PULL_BYTES", "WsgiToAsgi", "WsgiToAsgiResponder"]
 
@@ -203,7 +204,9 @@ class WsgiToAsgiResponder(BodyReceiver):
             if length is not None and length > max_body:
                 await self._send_plain(413, b"Request Entity Too Large")
                 return
-        environ = build_environ(self._scope, RequestBody(self._fetch_from_worker, max_body))
+        body_pipe = BodyPipe(READ_AHEAD_BYTES) if may_have_body(self._scope) else None
+        fetch = self._fetch_from_worker if body_pipe is None else body_pipe.read
+        environ = build_environ(self._scope, RequestBody(fetch, max_body))
         environ["wsgi.file_wrapper"] = FileWrapper
         extensions = self._scope.get("extensions") or {}
         call = WsgiCall(
@@ -216,7 +219,10 @@ class WsgiToAsgiResponder(BodyReceiver):
         context = contextvars.copy_context()
         limiter = self._limiter
         try:
-            await self._respond(call, context, limiter)
+            if body_pipe is None:
+                await self._respond(call, context, limiter)
+            else:
+                await self._respond_receiving(call, context, limiter, body_pipe)
         except Exception as exc:
             if isinstance(exc, ClientDisconnected) and self.client_gone:
                 logger.debug("the client disconnected before the request body was complete")
@@ -236,6 +242,27 @@ class WsgiToAsgiResponder(BodyReceiver):
                 # even when this task is being cancelled.
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(context.run, call.close_quietly, limiter=limiter)
+
+    async def _respond_receiving(
+        self,
+        call: WsgiCall,
+        context: contextvars.Context,
+        limiter: anyio.CapacityLimiter,
+        body_pipe: BodyPipe,
+    ) -> None:
+        """Respond while a task receives the body into ``body_pipe`` (then watches for
+        ``http.disconnect``): ``wsgi.input`` reads then never hop to the loop."""
+        failure: Exception | None = None
+        async with anyio.create_task_group() as task_group:
+            self.start_receiving(task_group, body_pipe, self._call_soon)
+            try:
+                await self._respond(call, context, limiter)
+            except Exception as exc:
+                failure = exc  # re-raised as itself, not in an ExceptionGroup
+            finally:
+                task_group.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
 
     async def _respond(
         self, call: WsgiCall, context: contextvars.Context, limiter: anyio.CapacityLimiter
@@ -267,7 +294,7 @@ class WsgiToAsgiResponder(BodyReceiver):
         pipe = ChunkPipe(PULL_BYTES)
         failure: Exception | None = None
         async with anyio.create_task_group() as task_group:
-            self.start_watching(task_group, pipe.stop)
+            self.start_watching(task_group, pipe.stop)  # or, if receiving, just on_gone
             task_group.start_soon(self._pump, call, context, limiter, pipe)
             try:
                 await self._send_from(pipe)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,13 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from adapter.exceptions import ClientDisconnected
-from adapter.streams import (
-    READ_AHEAD_BYTES,
-    ChunkPipe,
-    FileWrapper,
-    RequestBody,
-    RequestBodyTooLarge,
-)
+from adapter.streams import READ_AHEAD_BYTES, FileWrapper, RequestBody, RequestBodyTooLarge
 
 
 class Messages:
@@ -140,50 +133,3 @@ def test_file_wrapper_sendable_path(tmp_path: Path) -> None:
         file.read(3)
         # Read from already: only the rest may go, so it is not sent by path.
         assert FileWrapper(file).sendable_path() is None
-
-
-def test_chunk_pipe_holds_the_worker_back_by_bytes() -> None:
-    pipe = ChunkPipe(limit=10)
-    assert pipe.put(b"12345678")
-    assert pipe.put(b"9abc")  # the limit may be passed by one chunk...
-    blocked = threading.Event()
-    put_result: list[bool] = []
-
-    def worker() -> None:
-        blocked.set()
-        put_result.append(pipe.put(b"later"))  # ...and then the worker waits
-
-    thread = threading.Thread(target=worker)
-    thread.start()
-    assert blocked.wait(5)
-    assert put_result == []  # still waiting: nothing was taken
-    assert pipe.take() == ([b"12345678", b"9abc"], False, None)
-    thread.join(5)
-    assert put_result == [True]
-    pipe.finish()
-    assert pipe.take() == ([b"later"], True, None)
-
-
-def test_chunk_pipe_notifies_only_a_waiting_loop() -> None:
-    pipe = ChunkPipe(limit=100)
-    calls: list[str] = []
-    assert pipe.notify_when_ready(lambda: calls.append("ready"))
-    pipe.put(b"a")
-    pipe.put(b"b")
-    assert calls == ["ready"]  # one wake-up for the batch
-    assert not pipe.notify_when_ready(lambda: calls.append("again"))  # data is there
-    error = LookupError("app failed")
-    pipe.finish(error)
-    assert pipe.take() == ([b"a", b"b"], True, error)
-
-
-def test_chunk_pipe_stop_frees_a_waiting_worker() -> None:
-    pipe = ChunkPipe(limit=1)
-    assert pipe.put(b"full")
-    results: list[bool] = []
-    thread = threading.Thread(target=lambda: results.append(pipe.put(b"more")))
-    thread.start()
-    pipe.stop()
-    thread.join(5)
-    assert results == [False]
-    assert not pipe.put(b"after")

@@ -21,7 +21,7 @@ import pytest
 
 from adapter import ClientDisconnected, WsgiToAsgi, async_to_sync
 from adapter._types import Environ, Message, Scope, StartResponse
-from adapter.streams import FileWrapper, RequestBodyTooLarge
+from adapter.streams import READ_AHEAD_BYTES, FileWrapper, RequestBodyTooLarge
 from adapter.wsgi_to_asgi import PULL_BYTES
 
 
@@ -124,6 +124,22 @@ async def serve(
     finally:
         server.close()
     return server
+
+
+BODY_KINDS = ["undeclared", "content-length", "chunked"]
+"""How a request announces its body.  WsgiToAsgi reads an announced body through a
+receiver task and a pipe, and an unannounced one by hopping to the loop per read:
+body tests run both ways."""
+
+
+def body_scope(kind: str, body: Sequence[bytes], **fields: Any) -> Scope:
+    """A POST scope whose headers announce ``body`` as ``kind`` says."""
+    headers = {
+        "undeclared": [],
+        "content-length": [(b"content-length", str(sum(map(len, body))).encode())],
+        "chunked": [(b"transfer-encoding", b"chunked")],
+    }[kind]
+    return http_scope(method="POST", headers=headers, **fields)
 
 
 def hello(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -289,6 +305,27 @@ async def test_wsgi_input_pulls_from_receive_only_as_the_app_reads() -> None:
     assert server.body == whole
 
 
+@pytest.mark.anyio
+async def test_an_announced_body_is_read_ahead_by_a_bounded_number_of_bytes() -> None:
+    piece = 64 * 1024
+    pieces = [bytes([65 + i]) * piece for i in range(40)]
+    server = Server(pieces)
+    received_when_read: list[int] = []
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        head = environ["wsgi.input"].read(10)
+        # Whatever the timing, the receiver holds at most READ_AHEAD_BYTES and one
+        # message more than the app has read.
+        received_when_read.append((40 - server.pending()) * piece)
+        rest = environ["wsgi.input"].read()
+        start_response("200 OK", [])
+        return [head, rest]
+
+    await serve(app, server, body_scope("content-length", pieces))
+    assert received_when_read[0] <= READ_AHEAD_BYTES + 2 * piece
+    assert server.body == b"".join(pieces)
+
+
 MIXES: list[list[tuple[str, int | None]]] = [
     [("readline", None), ("read", 3), ("readlines", 5), ("read", None)],
     [("read", 1), ("readline", 4), ("readline", -1), ("read", -1)],
@@ -300,11 +337,13 @@ MIXES: list[list[tuple[str, int | None]]] = [
 @pytest.mark.anyio
 @pytest.mark.parametrize("mix", MIXES)
 @pytest.mark.parametrize("piece", [1, 3, 64])
+@pytest.mark.parametrize("kind", BODY_KINDS)
 async def test_wsgi_input_any_mix_over_small_messages(
-    mix: list[tuple[str, int | None]], piece: int
+    mix: list[tuple[str, int | None]], piece: int, kind: str
 ) -> None:
     data = b"first line\nsecond\n\nthird line is longer\nno newline at the end"
-    server = Server([data[i : i + piece] for i in range(0, len(data), piece)])
+    pieces = [data[i : i + piece] for i in range(0, len(data), piece)]
+    server = Server(pieces)
     results: list[tuple[object, object]] = []
 
     def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -317,7 +356,7 @@ async def test_wsgi_input_any_mix_over_small_messages(
         start_response("200 OK", [])
         return []
 
-    await serve(app, server)
+    await serve(app, server, body_scope(kind, pieces))
     assert results
     for ours, expected in results:
         assert ours == expected
@@ -327,7 +366,8 @@ async def test_wsgi_input_any_mix_over_small_messages(
 
 
 @pytest.mark.anyio
-async def test_disconnect_mid_body_raises_client_disconnected_in_the_app() -> None:
+@pytest.mark.parametrize("kind", BODY_KINDS)
+async def test_disconnect_mid_body_raises_client_disconnected_in_the_app(kind: str) -> None:
     server = Server([b"part of", b" the body"], complete=False)
     server.disconnect()
     caught: list[BaseException] = []
@@ -340,7 +380,8 @@ async def test_disconnect_mid_body_raises_client_disconnected_in_the_app() -> No
             raise
         raise AssertionError("a cut-off body must not read as a short body")
 
-    await serve(app, server)  # the request ends quietly: nobody is left to answer
+    # The request ends quietly: nobody is left to answer.
+    await serve(app, server, body_scope(kind, [b"part of the body and more"]))
     assert isinstance(caught[0], OSError)
     assert server.sent == []
 
@@ -360,7 +401,8 @@ async def test_declared_length_over_the_limit_answers_413_without_the_app() -> N
 
 
 @pytest.mark.anyio
-async def test_body_without_length_past_the_limit_raises_in_the_read() -> None:
+@pytest.mark.parametrize("kind", ["undeclared", "chunked"])
+async def test_body_without_length_past_the_limit_raises_in_the_read(kind: str) -> None:
     raised: list[BaseException] = []
 
     def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -371,12 +413,11 @@ async def test_body_without_length_past_the_limit_raises_in_the_read() -> None:
             raise
         return hello(environ, start_response)
 
-    server = await serve(
-        app, Server([b"x" * 6] * 3), http_scope(method="POST"), max_request_body=10
-    )
+    scope = body_scope(kind, [])
+    server = await serve(app, Server([b"x" * 6] * 3), scope, max_request_body=10)
     assert len(raised) == 1
     assert server.status == 413
-    ok = await serve(app, Server([b"x" * 5] * 2), http_scope(method="POST"), max_request_body=10)
+    ok = await serve(app, Server([b"x" * 5] * 2), body_scope(kind, []), max_request_body=10)
     assert ok.status == 200
 
 
