@@ -17,10 +17,13 @@ Thread hand-offs per request (the cost that matters):
   it is full (the backpressure), and wakes the loop only when the loop is waiting for
   it: a fast app costs one wake-up per batch, a slow one (server-sent events) one per
   chunk, sent at once.  A task watches ``receive()`` for ``http.disconnect``;
-- each ``wsgi.input`` read that needs more body: one hop back to the loop, which
-  awaits ``receive()`` until it has what the read asked for (at most
-  :data:`adapter.streams.READ_AHEAD_BYTES` a hop), so nothing is read ahead but the
-  rest of the last message;
+- ``wsgi.input``, when the request announces a body (``Content-Length``,
+  ``Transfer-Encoding``, or HTTP/2 and 3): none.  A task receives the body into a
+  :class:`~adapter._wsgi_pipes.BodyPipe` while the app reads it, at most
+  :data:`adapter.streams.READ_AHEAD_BYTES` and a message ahead, then watches for
+  ``http.disconnect``;
+- ``wsgi.input`` otherwise (a body nobody announced): one hop back to the loop per read
+  that needs more, which awaits ``receive()`` until it has what the read asked for;
 - ``write()`` before the first chunk: none while its data fits in the batch (it goes
   out with the body, in order), one hop back to the loop each time the batch fills;
   while streaming it goes into the pipe like a chunk;
