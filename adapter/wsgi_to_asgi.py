@@ -227,6 +227,9 @@ class WsgiToAsgiResponder(BodyReceiver):
             else:
                 await self._respond_receiving(call, context, limiter, body_pipe)
         except Exception as exc:
+            # An error that a cancellation caused (a body read cut short by it) is not
+            # the app's: let the cancellation through, and answer nothing.
+            await anyio.lowlevel.checkpoint_if_cancelled()
             if isinstance(exc, ClientDisconnected) and self.client_gone:
                 logger.debug("the client disconnected before the request body was complete")
                 return

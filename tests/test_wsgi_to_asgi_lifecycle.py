@@ -17,10 +17,10 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from adapter import WsgiToAsgi
+from adapter import ClientDisconnected, WsgiToAsgi
 from adapter._types import Environ, Message, StartResponse
 from adapter.wsgi_to_asgi import PULL_BYTES
-from tests.test_wsgi_to_asgi import Server, hello, http_scope, serve
+from tests.test_wsgi_to_asgi import BODY_KINDS, Server, body_scope, hello, http_scope, serve
 
 CHUNK = 64 * 1024
 
@@ -258,6 +258,35 @@ async def test_close_runs_on_cancellation_before_the_first_chunk() -> None:
 
 
 @pytest.mark.anyio
+async def test_cancellation_frees_an_app_waiting_for_an_announced_body() -> None:
+    reading = threading.Event()
+    outcome: list[BaseException] = []
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        if environ["PATH_INFO"] == "/hello":
+            return hello(environ, start_response)
+        reading.set()
+        try:
+            environ["wsgi.input"].read()  # the rest of the body never comes
+        except ClientDisconnected as exc:
+            outcome.append(exc)
+            raise
+        raise AssertionError("a body cut short must not read as complete")
+
+    adapter = WsgiToAsgi(app, max_workers=1)
+    server = Server([b"first part"], complete=False)
+    scope = body_scope("content-length", [b"first part, and a second never sent"])
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as task_group:
+            task_group.start_soon(adapter, scope, server.receive, server.send)
+            await anyio.to_thread.run_sync(reading.wait, 10)
+            task_group.cancel_scope.cancel()
+    assert len(outcome) == 1
+    await assert_worker_free(adapter)
+    server.close()
+
+
+@pytest.mark.anyio
 async def test_close_runs_on_cancellation_while_the_client_is_slow() -> None:
     body = Body()
     adapter = WsgiToAsgi(app_of(body), max_workers=1)
@@ -329,9 +358,10 @@ async def test_no_thread_task_or_file_leaks_however_requests_end(tmp_path: Path)
             server = Server()
             server.on_send = send_fails(server)
             await serve(adapter, server, http_scope(mode))
-        cut = Server([b"partial"], complete=False)
-        cut.disconnect()
-        await serve(adapter, cut, http_scope("/read", method="POST"))
+        for kind in BODY_KINDS:
+            cut = Server([b"partial"], complete=False)
+            cut.disconnect()
+            await serve(adapter, cut, body_scope(kind, [b"partial and more"], path="/read"))
     await assert_worker_free(adapter)
     assert threading.active_count() <= threads + 1
     assert open_fds() == fds
