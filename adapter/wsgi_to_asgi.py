@@ -300,7 +300,8 @@ class WsgiToAsgiResponder(BodyReceiver):
         pipe = ChunkPipe(PULL_BYTES)
         failure: Exception | None = None
         async with anyio.create_task_group() as task_group:
-            self.start_watching(task_group, pipe.stop)  # or, if receiving, just on_gone
+            # Watch for http.disconnect (unless the body's receiver already does).
+            self.start_watching(task_group, pipe.stop)
             task_group.start_soon(self._pump, call, context, limiter, pipe)
             try:
                 await self._send_from(pipe)
