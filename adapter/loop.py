@@ -67,9 +67,11 @@ class SharedLoop:
         # asyncio keeps only weak references to tasks; these keep them alive.
         self._asyncio_tasks: set[asyncio.Task[None]] = set()
         self.portal: BlockingPortal | None = None
-        self.thread = threading.Thread(
-            target=self._run, name=f"adapter-loop-{backend}", daemon=True
+        # "adapter-loop-asyncio", "adapter-loop-trio", "adapter-loop-asyncio-use_uvloop".
+        name = "-".join(
+            ["adapter-loop", backend, *sorted(k for k, v in backend_options.items() if v)]
         )
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def _start(self) -> None:
         self.thread.start()

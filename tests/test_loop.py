@@ -78,6 +78,8 @@ def test_uvloop_only_when_asked(caplog: pytest.LogCaptureFixture) -> None:
     assert loop_types[0].startswith("asyncio")
     if importlib.util.find_spec("uvloop") is not None:
         assert loop_types[1].startswith("uvloop")
+        # A loop of its own, beside the plain asyncio one.
+        assert [t.name for t in threading.enumerate()].count("adapter-loop-asyncio-use_uvloop") == 1
     else:  # asked for but not installed: plain asyncio, and a warning says so
         assert loop_types[1].startswith("asyncio")
         assert "uvloop was asked for but is not installed" in caplog.text
