@@ -110,6 +110,35 @@ def test_app_ignoring_the_disconnect_is_cancelled_after_a_grace(backend: str) ->
     assert loop_task_count(backend) == baseline
 
 
+def test_no_task_is_left_behind_however_requests_end(backend: str) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        if path == "/error":
+            raise ValueError("broken")
+        await send(START)
+        for _ in range(3):
+            await send(TICK)
+        if path == "/late-error":
+            raise ValueError("broken mid-stream")
+        await send({"type": "http.response.body"})
+
+    wsgi_app = AsgiToWsgi(app, lifespan="off", backend=backend)
+    baseline = loop_task_count(backend)
+    for path in ["/", "/error", "/late-error", "/cut"] * 5:
+        _, iterator, iterable = open_response(wsgi_app, make_environ(PATH_INFO=path))
+        try:
+            if path == "/cut":
+                next(iterator)
+            else:
+                for _ in iterator:
+                    pass
+        except ValueError:
+            pass
+        finally:
+            iterable.close()
+    assert loop_task_count(backend) == baseline
+
+
 def test_completed_response_waits_for_the_app_to_return(backend: str) -> None:
     # Starlette's BackgroundTasks run after the last body message, inside the app call.
     ran: list[str] = []
