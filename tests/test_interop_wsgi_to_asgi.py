@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -172,9 +173,27 @@ SERVERS = {
 }
 
 
-def closed_streams(client: httpx.Client) -> int:
-    count: int = client.get("/stats").json()["closed_streams"]
+def stat(client: httpx.Client, name: str) -> int:
+    count: int = client.get("/stats").json()[name]
     return count
+
+
+def wait_for_stat(client: httpx.Client, name: str, above: int, what: str) -> None:
+    deadline = time.monotonic() + 10
+    while stat(client, name) <= above:
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def upload_cut_short(base_url: str, client: httpx.Client) -> None:
+    """Announce a megabyte, send a kilobyte, and go once the app is reading it."""
+    started = stat(client, "uploads_started")
+    host, port = base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(
+            b"POST /digest HTTP/1.1\r\nHost: test\r\nContent-Length: 1000000\r\n\r\n" + b"x" * 1000
+        )
+        wait_for_stat(client, "uploads_started", started, "the upload did not start")
 
 
 @pytest.mark.server
@@ -200,11 +219,13 @@ def test_flask_on_a_real_server(server: str) -> None:
         assert client.get("/abort").status_code == 403
 
         # A client that leaves mid-stream: the server notices, the generator is closed.
-        before = closed_streams(client)
+        before = stat(client, "closed_streams")
         with httpx.Client(base_url=base_url, timeout=10) as leaving:
             with leaving.stream("GET", "/forever") as response:
                 assert len(next(response.iter_bytes())) > 0
-        deadline = time.monotonic() + 10
-        while closed_streams(client) == before:
-            assert time.monotonic() < deadline, "the stream was not closed after the client left"
-            time.sleep(0.05)
+        wait_for_stat(client, "closed_streams", before, "the stream was not closed")
+
+        # A client that leaves mid-upload: the app's read raises ClientDisconnected.
+        before = stat(client, "cut_uploads")
+        upload_cut_short(base_url, client)
+        wait_for_stat(client, "cut_uploads", before, "the cut upload read as complete")

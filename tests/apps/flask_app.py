@@ -1,8 +1,8 @@
 """A Flask app served through WsgiToAsgi, in memory and by real ASGI servers.
 
 ``asgi`` is the wrapped app (``uvicorn tests.apps.flask_app:asgi``).  ``/stats``
-reports how many streamed responses were closed, so a test in another process can see
-that a client leaving mid-stream closed the generator.
+reports how many streamed responses were closed and how many uploads were cut short,
+so a test in another process can see what a client leaving did to the app.
 """
 
 from __future__ import annotations
@@ -14,12 +14,14 @@ from collections.abc import Iterator
 
 from flask import Flask, Response, abort, jsonify, request, send_file, stream_with_context
 
-from adapter import WsgiToAsgi
+from adapter import ClientDisconnected, WsgiToAsgi
 
 app = Flask(__name__)
 
 _lock = threading.Lock()
 _closed_streams = 0
+_cut_uploads = 0
+_uploads_started = 0
 
 
 @app.get("/json")
@@ -48,12 +50,20 @@ def upload_view() -> Response:
 
 @app.post("/digest")
 def digest_view() -> Response:
-    """Digest the raw body as it streams in."""
+    """Digest the raw body as it streams in; count uploads cut short in ``/stats``."""
+    global _cut_uploads, _uploads_started
+    with _lock:
+        _uploads_started += 1
     digest = hashlib.sha256()
     size = 0
-    while block := request.stream.read(65536):
-        digest.update(block)
-        size += len(block)
+    try:
+        while block := request.stream.read(65536):
+            digest.update(block)
+            size += len(block)
+    except ClientDisconnected:
+        with _lock:
+            _cut_uploads += 1
+        raise
     return jsonify(size=size, sha256=digest.hexdigest())
 
 
@@ -87,8 +97,10 @@ def forever_view() -> Response:
 
 @app.get("/stats")
 def stats_view() -> Response:
-    """How many ``/forever`` streams were closed."""
-    return jsonify(closed_streams=_closed_streams)
+    """How many ``/forever`` streams were closed, uploads started and uploads cut short."""
+    return jsonify(
+        closed_streams=_closed_streams, cut_uploads=_cut_uploads, uploads_started=_uploads_started
+    )
 
 
 @app.get("/file")
