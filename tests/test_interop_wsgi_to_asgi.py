@@ -196,6 +196,18 @@ def upload_cut_short(base_url: str, client: httpx.Client) -> None:
         wait_for_stat(client, "uploads_started", started, "the upload did not start")
 
 
+def websocket_handshake_status(base_url: str) -> bytes:
+    """The status line a server answers a websocket handshake with."""
+    host, port = base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(
+            b"GET /ws HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Sec-WebSocket-Version: 13\r\n\r\n"
+        )
+        return sock.recv(4096).split(b"\r\n", 1)[0]
+
+
 @pytest.mark.server
 @pytest.mark.parametrize("server", list(SERVERS))
 def test_flask_on_a_real_server(server: str) -> None:
@@ -217,6 +229,8 @@ def test_flask_on_a_real_server(server: str) -> None:
         # (granian), in blocks otherwise (uvicorn, hypercorn).
         assert client.get("/file").content == FLASK_APP_SOURCE
         assert client.get("/abort").status_code == 403
+        # A WSGI app can not take a websocket: refused before accept (403), nothing hangs.
+        assert websocket_handshake_status(base_url).split()[1] == b"403"
 
         # A client that leaves mid-stream: the server notices, the generator is closed.
         before = stat(client, "closed_streams")
