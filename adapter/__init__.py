@@ -8,14 +8,21 @@ The public names, and nothing else::
 from __future__ import annotations
 
 from adapter.asgi_to_wsgi import AsgiToWsgi
-from adapter.exceptions import ClientDisconnected, ProtocolError
+from adapter.exceptions import (
+    ClientDisconnected,
+    LifespanFailed,
+    ProtocolError,
+    RequestBodyTooLarge,
+)
 from adapter.sync import async_to_sync, sync_to_async
 from adapter.wsgi_to_asgi import WsgiToAsgi
 
 __all__ = [
     "AsgiToWsgi",
     "ClientDisconnected",
+    "LifespanFailed",
     "ProtocolError",
+    "RequestBodyTooLarge",
     "WsgiToAsgi",
     "async_to_sync",
     "sync_to_async",

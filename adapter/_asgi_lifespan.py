@@ -20,20 +20,16 @@ from typing import Any
 import anyio
 
 from adapter._types import ASGIApp, Message
-from adapter.exceptions import ProtocolError
+from adapter.exceptions import LifespanFailed, ProtocolError
 from adapter.loop import SharedLoop
 
-__all__ = ["Lifespan", "LifespanFailed"]
+__all__ = ["Lifespan"]
 
 logger = logging.getLogger("adapter")
 
 SHUTDOWN_TIMEOUT = 30.0
 
 _instances: weakref.WeakSet[Lifespan] = weakref.WeakSet()
-
-
-class LifespanFailed(RuntimeError):
-    """Lifespan startup or shutdown failed; raised by AsgiToWsgi requests and close()."""
 
 
 class _Unsupported(Exception):

@@ -31,7 +31,7 @@ from adapter._asgi_request_body import BODY_PIECE_SIZE, Chunk, RequestBody
 from adapter._asgi_response import ResponseBody, internal_server_error
 from adapter._outer import MailboxClosed, ThreadMailbox, current_mailbox
 from adapter._types import ASGIApp, Environ, Message, Scope
-from adapter.exceptions import ProtocolError
+from adapter.exceptions import ClientGone, ProtocolError
 from adapter.loop import SharedLoop
 from adapter.scope import status_line, wsgi_headers
 
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     # typeshed's protocol, so type checkers accept us wherever a WSGI app is expected.
     from _typeshed.wsgi import StartResponse
 
-__all__ = ["AsgiToWsgiResponder", "ClientGone"]
+__all__ = ["AsgiToWsgiResponder"]
 
 logger = logging.getLogger("adapter")
 
@@ -47,13 +47,6 @@ T = TypeVar("T")
 
 DISCONNECT_GRACE = 1.0
 """Seconds an app gets to end by itself once the client is gone, before cancellation."""
-
-
-class ClientGone(OSError):
-    """Raised by ``send()`` in the ASGI app once the WSGI server closed the response.
-
-    ASGI HTTP spec 2.4: send() on a closed connection raises an :class:`OSError`.
-    """
 
 
 class AsgiToWsgiResponder:

@@ -40,7 +40,7 @@ class AsgiToWsgi:
     :param backend: the anyio backend to run it on, ``"asyncio"`` or ``"trio"``.
     :param lifespan: ``"auto"`` (run lifespan; carry on if the app does not support
         it), ``"on"`` (a failed startup fails every request with
-        :class:`adapter._asgi_lifespan.LifespanFailed`) or ``"off"``.
+        :class:`adapter.LifespanFailed`) or ``"off"``.
     :param backend_options: passed to :func:`anyio.run` for the shared loop, e.g.
         ``{"use_uvloop": True}`` for uvloop on asyncio (ignored, with a warning, when
         uvloop is not installed).  Instances with the same backend and options share
@@ -70,7 +70,7 @@ class AsgiToWsgi:
 
         :param environ: the request environ.
         :param start_response: the server's ``start_response``.
-        :raises LifespanFailed: if lifespan startup failed (see ``lifespan``).
+        :raises adapter.LifespanFailed: if lifespan startup failed (see ``lifespan``).
         :raises RuntimeError: if called on the shared event loop's own thread.
         """
         loop = self._loop
@@ -93,7 +93,7 @@ class AsgiToWsgi:
 
         Also done at interpreter exit for every instance not closed before.
 
-        :raises LifespanFailed: if shutdown failed with ``lifespan="on"``.
+        :raises adapter.LifespanFailed: if shutdown failed with ``lifespan="on"``.
         :raises RuntimeError: if called on the event loop thread itself.
         """
         self._lifespan.shutdown()

@@ -1,8 +1,14 @@
-"""The exceptions adapter raises, in one place."""
+"""The exceptions adapter raises, in one place; each says who raises it."""
 
 from __future__ import annotations
 
-__all__ = ["ClientDisconnected", "ProtocolError"]
+__all__ = [
+    "ClientDisconnected",
+    "ClientGone",
+    "LifespanFailed",
+    "ProtocolError",
+    "RequestBodyTooLarge",
+]
 
 
 class ClientDisconnected(OSError):
@@ -13,6 +19,36 @@ class ClientDisconnected(OSError):
     before the last body message, so the app never mistakes a cut-off upload for a
     short body.  Being an :class:`OSError`, it is handled wherever an app already
     handles a broken connection.
+    """
+
+
+class RequestBodyTooLarge(OSError):
+    """The request body grew past ``max_request_body``.
+
+    Raised by ``environ["wsgi.input"]`` reads in an app served by
+    :class:`adapter.WsgiToAsgi` when a body without ``Content-Length`` grows past the
+    limit.  If the app lets it propagate, the client gets a 413.  (A body whose
+    ``Content-Length`` is over the limit is answered 413 before the app is called.)
+    """
+
+
+class ClientGone(OSError):
+    """The WSGI server closed the response: the client of an ASGI app is gone.
+
+    Raised by ``send()`` in an ASGI app served by :class:`adapter.AsgiToWsgi` once the
+    WSGI server closed the response iterable early (ASGI HTTP spec: ``send()`` on a
+    closed connection raises an :class:`OSError`); ``receive()`` then returns
+    ``http.disconnect``.
+    """
+
+
+class LifespanFailed(RuntimeError):
+    """The ASGI app's lifespan startup or shutdown failed.
+
+    Raised by :class:`adapter.AsgiToWsgi` requests when startup failed (with
+    ``lifespan="on"``, or in ``"auto"`` when the app itself sends
+    ``lifespan.startup.failed``), and by :meth:`adapter.AsgiToWsgi.close` when
+    shutdown failed with ``lifespan="on"``.
     """
 
 

@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from adapter.exceptions import ClientDisconnected
+from adapter.exceptions import ClientDisconnected, RequestBodyTooLarge
 
 __all__ = [
     "READ_AHEAD_BYTES",
@@ -32,15 +32,6 @@ READ_AHEAD_BYTES = 256 * 1024
 Fetch = Callable[[int], tuple[bytes, bool]]
 """``fetch(wanted)`` returns ``(body bytes, more_body)``; it may return fewer or more
 bytes than ``wanted`` (whole ASGI messages) and raises :class:`ClientDisconnected`."""
-
-
-class RequestBodyTooLarge(OSError):
-    """The request body grew past ``max_request_body``.
-
-    Raised by :class:`RequestBody` reads in an app served by
-    :class:`adapter.WsgiToAsgi` when a body without ``Content-Length`` grows past the
-    limit.  If the app lets it propagate, the client gets a 413.
-    """
 
 
 class RequestBody:

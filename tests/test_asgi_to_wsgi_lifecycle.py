@@ -18,8 +18,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from adapter import AsgiToWsgi
-from adapter._asgi_lifespan import LifespanFailed
+from adapter import AsgiToWsgi, LifespanFailed
 from adapter._types import Receive, Scope, Send
 from adapter.loop import get_loop
 from tests.servers import ROOT
