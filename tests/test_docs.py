@@ -144,16 +144,16 @@ def test_sizes_in_the_pictures_are_the_codes() -> None:
     read_ahead = streams.READ_AHEAD_BYTES // 1024
     piece = BODY_PIECE_SIZE // 1024
     quoted = {
-        "_static/wsgi-to-asgi.svg": [f"of ≤ {pull} KiB", f"≤ {read_ahead} KiB a hop"],
+        "_static/wsgi-to-asgi.svg": [f"of ≤ {pull} KiB", f"≤ {read_ahead} KiB ahead"],
         "_static/backpressure.svg": [
             f"≤ {pull} KiB waiting",
-            f"≤ {read_ahead} KiB a hop",
+            f"≤ {read_ahead} KiB ahead",
             f"reads ≤ {piece} KiB",
         ],
         "_static/asgi-to-wsgi.svg": [f"≤ {piece} KiB goes along"],
         "how-it-works.rst": [
             f"waiting while {pull} KiB wait there",
-            f"at most {read_ahead} KiB a hop",
+            f"at most {read_ahead} KiB and one message ahead",
             f"the next {piece} KiB piece",
             f"two batches of {pull} KiB",
         ],

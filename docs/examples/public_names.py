@@ -5,7 +5,9 @@ from __future__ import annotations
 from adapter import (
     AsgiToWsgi,
     ClientDisconnected,
+    LifespanFailed,
     ProtocolError,
+    RequestBodyTooLarge,
     WsgiToAsgi,
     async_to_sync,
     sync_to_async,
@@ -14,7 +16,9 @@ from adapter import (
 __all__ = [
     "AsgiToWsgi",
     "ClientDisconnected",
+    "LifespanFailed",
     "ProtocolError",
+    "RequestBodyTooLarge",
     "WsgiToAsgi",
     "async_to_sync",
     "sync_to_async",
