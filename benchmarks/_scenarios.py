@@ -114,7 +114,7 @@ def _unavailable(row: Row, error: BaseException | str, server: _servers.Server |
     row["error"] = summary[:400]
     if tail:
         row["server_output"] = tail
-    log.warning("%s on %s unavailable: %s", row["label"], row["server"], row["error"])
+    log.warning("%s on %s: %s", row["label"], row["server"], row["error"])
     return row
 
 
