@@ -1,12 +1,14 @@
 """WsgiToAsgi: a WSGI application served by an ASGI server.
 
-The event loop drives each request; the WSGI app runs only in anyio worker threads,
-at most ``max_workers`` at once per instance (a :class:`anyio.CapacityLimiter`), so
-``anyio.from_thread`` (and :func:`adapter.async_to_sync`) reach the serving loop from
-inside the app.  Every step of one request runs in one :class:`contextvars.Context`,
-copied from the caller once.
+The event loop drives each request; the WSGI app runs only in worker threads of
+``adapter.sync``'s pool, at most ``max_workers`` at once per instance (a
+:class:`anyio.CapacityLimiter`), handed over as ``sync_to_async`` hands its calls
+(:class:`~adapter._wsgi_threads.WorkerHop`), so :func:`adapter.async_to_sync` in the app
+runs on the serving loop.  Every step of one request runs in one
+:class:`contextvars.Context`, copied from the caller once.
 
-Thread hand-offs per request (the cost that matters):
+Thread hand-offs per request (the cost that matters; a hop to a worker costs about 40%
+less CPU than through ``anyio.to_thread``, see :mod:`adapter._wsgi_threads`):
 
 - a response whose body is a list or tuple, or that ends with its first non-empty
   chunk (hello world): **one** hop to a worker, which calls the app, takes the body
@@ -45,13 +47,14 @@ from typing import Any, TypeAlias
 import anyio
 import anyio.from_thread
 import anyio.lowlevel
-import anyio.to_thread
 
+from adapter._sync_loops import current_loop
 from adapter._types import Receive, Scope, Send, WSGIApp
 from adapter._wsgi_call import WsgiCall
 from adapter._wsgi_pipes import BodyPipe, ChunkPipe
 from adapter._wsgi_receive import BodyReceiver
 from adapter._wsgi_scopes import answer_lifespan, declared_length, may_have_body, refuse_websocket
+from adapter._wsgi_threads import WorkerHop
 from adapter.environ import build_environ
 from adapter.exceptions import ClientDisconnected
 from adapter.streams import READ_AHEAD_BYTES, FileWrapper, RequestBody, RequestBodyTooLarge
@@ -69,9 +72,10 @@ uvicorn with 64 KiB chunks: 128 KiB costs about 50% more CPU per GiB, 512 KiB a
 little less."""
 
 _PerLoop: TypeAlias = tuple[
-    anyio.CapacityLimiter, anyio.lowlevel.EventLoopToken, Callable[[Callable[[], object]], object]
+    WorkerHop, anyio.lowlevel.EventLoopToken, Callable[[Callable[[], object]], object]
 ]
-"""A loop's limiter for this instance, its token and its thread-safe ``call_soon``."""
+"""A loop's worker hop (with this instance's limiter), its token and its thread-safe
+``call_soon``."""
 
 _SMALL_CHUNK = 32 * 1024
 """Chunks smaller than this are joined before sending; bigger ones go as they are."""
@@ -138,10 +142,10 @@ class WsgiToAsgi:
 
         One per event loop, created on first use there (a limiter belongs to a loop).
         """
-        return self._for_this_loop()[0]
+        return self._for_this_loop()[0].limiter
 
     def _for_this_loop(self) -> _PerLoop:
-        """This loop's limiter, token (for threads to hop back) and thread-safe call_soon."""
+        """This loop's worker hop, token (for threads to hop back) and thread-safe call_soon."""
         loop = _loop_identity()
         cached = self._per_loop
         if cached is not None and cached[0] is loop:
@@ -153,7 +157,8 @@ class WsgiToAsgi:
             call_soon = native.call_soon_threadsafe
         else:
             call_soon = native.run_sync_soon  # a TrioToken: its thread-safe call_soon
-        per_loop = (anyio.CapacityLimiter(self.max_workers), token, call_soon)
+        hop = WorkerHop(current_loop(), anyio.CapacityLimiter(self.max_workers))
+        per_loop = (hop, token, call_soon)
         self._per_loop = (loop, per_loop)
         return per_loop
 
@@ -185,14 +190,14 @@ class WsgiToAsgiResponder(BodyReceiver):
     :param send: the ASGI ``send`` callable.
     """
 
-    __slots__ = ("_adapter", "_call_soon", "_limiter", "_scope", "_started", "_token")
+    __slots__ = ("_adapter", "_call_soon", "_hop", "_scope", "_started", "_token")
 
     def __init__(self, adapter: WsgiToAsgi, scope: Scope, receive: Receive, send: Send) -> None:
         super().__init__(receive, send)
         self._adapter = adapter
         self._scope = scope
         self._started = False
-        self._limiter, self._token, self._call_soon = adapter._for_this_loop()
+        self._hop, self._token, self._call_soon = adapter._for_this_loop()
 
     async def run(self) -> None:
         """Serve the request.
@@ -220,12 +225,11 @@ class WsgiToAsgiResponder(BodyReceiver):
             pathsend="http.response.pathsend" in extensions,
         )
         context = contextvars.copy_context()
-        limiter = self._limiter
         try:
             if body_pipe is None:
-                await self._respond(call, context, limiter)
+                await self._respond(call, context)
             else:
-                await self._respond_receiving(call, context, limiter, body_pipe)
+                await self._respond_receiving(call, context, body_pipe)
         except Exception as exc:
             # An error that a cancellation caused (a body read cut short by it) is not
             # the app's: let the cancellation through, and answer nothing.
@@ -247,13 +251,12 @@ class WsgiToAsgiResponder(BodyReceiver):
                 # PEP 3333: close() must run however the request ends, so it runs
                 # even when this task is being cancelled.
                 with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(context.run, call.close_quietly, limiter=limiter)
+                    await self._hop.run(call.close_quietly, context)
 
     async def _respond_receiving(
         self,
         call: WsgiCall,
         context: contextvars.Context,
-        limiter: anyio.CapacityLimiter,
         body_pipe: BodyPipe,
     ) -> None:
         """Respond while a task receives the body into ``body_pipe`` (then watches for
@@ -262,7 +265,7 @@ class WsgiToAsgiResponder(BodyReceiver):
         async with anyio.create_task_group() as task_group:
             self.start_receiving(task_group, body_pipe, self._call_soon)
             try:
-                await self._respond(call, context, limiter)
+                await self._respond(call, context)
             except Exception as exc:
                 failure = exc  # re-raised as itself, not in an ExceptionGroup
             finally:
@@ -270,10 +273,8 @@ class WsgiToAsgiResponder(BodyReceiver):
         if failure is not None:
             raise failure
 
-    async def _respond(
-        self, call: WsgiCall, context: contextvars.Context, limiter: anyio.CapacityLimiter
-    ) -> None:
-        chunks, done = await anyio.to_thread.run_sync(context.run, call.first, limiter=limiter)
+    async def _respond(self, call: WsgiCall, context: contextvars.Context) -> None:
+        chunks, done = await self._hop.run(call.first, context)
         # A worker can not be interrupted, so a cancellation that came meanwhile is
         # only seen now: then nothing goes out (close() runs in run()'s finally).
         await anyio.lowlevel.checkpoint_if_cancelled()
@@ -290,11 +291,9 @@ class WsgiToAsgiResponder(BodyReceiver):
         for chunk in chunks:
             if not await self.send_body(chunk, more_body=True):
                 return
-        await self._stream_rest(call, context, limiter)
+        await self._stream_rest(call, context)
 
-    async def _stream_rest(
-        self, call: WsgiCall, context: contextvars.Context, limiter: anyio.CapacityLimiter
-    ) -> None:
+    async def _stream_rest(self, call: WsgiCall, context: contextvars.Context) -> None:
         """Stream the rest of the body: a worker iterates the app into a pipe, the loop
         sends what the pipe holds, and a watcher waits for ``http.disconnect``."""
         pipe = ChunkPipe(PULL_BYTES)
@@ -302,7 +301,7 @@ class WsgiToAsgiResponder(BodyReceiver):
         async with anyio.create_task_group() as task_group:
             # Watch for http.disconnect (unless the body's receiver already does).
             self.start_watching(task_group, pipe.stop)
-            task_group.start_soon(self._pump, call, context, limiter, pipe)
+            task_group.start_soon(self._hop.run, partial(call.pump, pipe), context)
             try:
                 await self._send_from(pipe)
             except Exception as exc:
@@ -316,15 +315,6 @@ class WsgiToAsgiResponder(BodyReceiver):
                 task_group.cancel_scope.cancel()
         if failure is not None:
             raise failure
-
-    @staticmethod
-    async def _pump(
-        call: WsgiCall,
-        context: contextvars.Context,
-        limiter: anyio.CapacityLimiter,
-        pipe: ChunkPipe,
-    ) -> None:
-        await anyio.to_thread.run_sync(context.run, call.pump, pipe, limiter=limiter)
 
     async def _send_from(self, pipe: ChunkPipe) -> None:
         """Send what the pipe holds, all at once, until the body ends."""
