@@ -18,7 +18,7 @@ What stays as it was with anyio's worker threads:
   caller waits for it to end before the cancellation goes on, as with anyio's (a
   worker can not be interrupted; and an app whose client left while it was being
   handed over still runs, and sees :class:`~adapter.exceptions.ClientDisconnected`);
-  a caller cancelled while waiting for the limiter hands nothing over;
+  a caller cancelled before, or while waiting for the limiter, hands nothing over;
 - ``adapter.async_to_sync`` in the app reaches the serving loop: a thread running a
   ``ThreadCall`` names the loop that made it
   (:func:`adapter._sync_calls.outer_loop_of_this_call`).
@@ -34,6 +34,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import anyio
+import anyio.lowlevel
 
 from adapter._sync_calls import ThreadCall
 from adapter._sync_loops import LoopHandle
@@ -76,8 +77,10 @@ class WorkerHop:
         :param context: the request's context; the step runs in it (not in a copy).
         :raises Exception: what ``func`` raised.
         :raises anyio.get_cancelled_exc_class(): when cancelled; a step already
-            running is waited for first.
+            handed to a worker is waited for first.
         """
+        # As anyio's to_thread.run_sync: a caller cancelled already hands nothing over.
+        await anyio.lowlevel.checkpoint_if_cancelled()
         call = _Step(self.loop, context, func, (), {})
         # The caller may be handling an exception (close() in a finally): unlike
         # sync_to_async, a WSGI step does not run inside that except block.
