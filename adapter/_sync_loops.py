@@ -277,9 +277,9 @@ def loop_running_here() -> bool:
 def outer_loop_here() -> LoopHandle | None:
     """The loop this thread is doing a sync call for, or None in a plain thread.
 
-    That is the loop of the ``sync_to_async`` call this thread runs, or, in a worker
-    thread of anyio or trio (``anyio.to_thread.run_sync``, as ``WsgiToAsgi`` runs WSGI
-    apps), the loop that started the thread.
+    That is the loop of the ``sync_to_async`` call (or ``WsgiToAsgi`` step) this thread
+    runs, or, in a worker thread of anyio or trio (``anyio.to_thread.run_sync``), the
+    loop that started the thread.
     """
     handle = outer_loop_of_this_call()
     if handle is not None:
@@ -301,9 +301,9 @@ def start_on_outer_loop(
 ) -> concurrent.futures.Future[Outcome] | None:
     """Start ``coro_fn()`` on the loop :func:`outer_loop_here` names; None if none.
 
-    In an anyio or trio worker thread the one hop that finds the loop also starts the
-    task, so a WSGI app's ``async_to_sync`` under ``WsgiToAsgi`` costs one blocking hop
-    to the loop, not a hop to look and then another to start.
+    In our own workers (``sync_to_async`` calls, and WSGI apps under ``WsgiToAsgi``) the
+    loop is known and the task starts with no blocking hop; in an anyio or trio worker
+    thread the one hop that finds the loop also starts the task.
     """
     handle = outer_loop_of_this_call()
     if handle is not None:

@@ -9,8 +9,8 @@ Names, defaults and semantics are asgiref's, so moving over is a change of impor
   ``thread_sensitive=False`` calls run in parallel in worker threads, as many at once
   as the capacity limiter allows.
 - ``async_to_sync(func)`` runs a coroutine function from sync code: on the outer event
-  loop when called from a thread working for one (a ``sync_to_async`` call, an anyio
-  or trio worker thread such as a WSGI app thread of :class:`adapter.WsgiToAsgi`),
+  loop when called from a thread working for one (a ``sync_to_async`` call, a WSGI
+  app thread of :class:`adapter.WsgiToAsgi`, an anyio or trio worker thread),
   else in a fresh event loop.  Meanwhile the calling thread serves its
   :class:`~adapter._outer.ThreadMailbox`, so thread-sensitive calls made by the
   coroutine come back to it.

@@ -325,7 +325,7 @@ async def test_async_to_sync_inside_sync_to_async_runs_on_the_outer_loop() -> No
 
 
 async def test_async_to_sync_in_an_anyio_worker_thread_runs_on_the_outer_loop() -> None:
-    # WsgiToAsgi runs WSGI apps in anyio worker threads: the same path.
+    # Code that hands sync work to anyio's own worker threads gets the same service.
     outer = current_loop_marker()
 
     async def marker() -> object:
