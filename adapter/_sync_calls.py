@@ -138,6 +138,15 @@ class ThreadCall:
         if self.ran:  # an abandoned call's caller has gone already
             self.loop.finish_soon(self)
 
+    def outcome(self) -> Any:
+        """The call's value, or raise its error; on the caller's side, once it finished."""
+        error = self.error
+        if error is not None:
+            # Break the cycle error -> traceback -> ThreadCall.execute frame -> call.
+            self.error = None
+            raise error
+        return self.value
+
     def abandon(self) -> bool:
         """Make sure the call never starts; False if it already has."""
         return self._claim.acquire(blocking=False)

@@ -24,10 +24,17 @@ import os
 import queue
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import anyio
 
 from adapter._outer import ThreadMailbox
 
-__all__ = ["run_in_worker", "serving_mailbox", "shared_mailbox"]
+if TYPE_CHECKING:
+    from adapter._sync_calls import ThreadCall
+    from adapter._sync_loops import LoopHandle
+
+__all__ = ["run_in_worker", "run_limited", "serving_mailbox", "shared_mailbox"]
 
 logger = logging.getLogger("adapter")
 
@@ -93,6 +100,24 @@ def run_in_worker(job: Callable[[], object], then: Callable[[], object] | None =
         inbox = queue.SimpleQueue()
         threading.Thread(target=_work, args=(inbox,), name="adapter-worker", daemon=True).start()
     inbox.put((job, then))
+
+
+async def run_limited(
+    loop: LoopHandle, call: ThreadCall, limiter: anyio.CapacityLimiter | None
+) -> None:
+    """Run ``call`` in a pool worker once ``limiter`` (the loop's default if None) has
+    room, and wait on ``loop`` until it finished (or was abandoned by a cancellation)."""
+    if limiter is None:
+        limiter = loop.default_limiter()
+    try:
+        limiter.acquire_on_behalf_of_nowait(call)
+    except anyio.WouldBlock:
+        await limiter.acquire_on_behalf_of(call)
+    try:
+        run_in_worker(call.execute, call.finish)
+        await loop.wait(call)
+    finally:
+        limiter.release_on_behalf_of(call)
 
 
 def _work(inbox: _Inbox) -> None:

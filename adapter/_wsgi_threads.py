@@ -38,7 +38,7 @@ import anyio.lowlevel
 
 from adapter._sync_calls import ThreadCall
 from adapter._sync_loops import LoopHandle
-from adapter._sync_threads import run_in_worker
+from adapter._sync_threads import run_limited
 
 __all__ = ["WorkerHop"]
 
@@ -85,20 +85,6 @@ class WorkerHop:
         # The caller may be handling an exception (close() in a finally): unlike
         # sync_to_async, a WSGI step does not run inside that except block.
         call.handling = None
-        limiter = self.limiter
-        try:
-            limiter.acquire_on_behalf_of_nowait(call)
-        except anyio.WouldBlock:
-            await limiter.acquire_on_behalf_of(call)
-        try:
-            run_in_worker(call.execute, call.finish)
-            await self.loop.wait(call)
-        finally:
-            limiter.release_on_behalf_of(call)
-        error = call.error
-        if error is not None:
-            # Break the cycle error -> traceback -> ThreadCall.execute frame -> call.
-            call.error = None
-            raise error
-        value: T = call.value
+        await run_limited(self.loop, call, self.limiter)
+        value: T = call.outcome()
         return value

@@ -38,14 +38,13 @@ import anyio
 from adapter._outer import ThreadMailbox, current_mailbox
 from adapter._sync_calls import ThreadCall
 from adapter._sync_loops import (
-    LoopHandle,
     current_loop,
     loop_running_here,
     outer_loop_here,
     run_in_fresh_loop,
     start_on_outer_loop,
 )
-from adapter._sync_threads import run_in_worker, serving_mailbox, shared_mailbox
+from adapter._sync_threads import run_limited, serving_mailbox, shared_mailbox
 
 __all__ = ["async_to_sync", "sync_to_async"]
 
@@ -159,35 +158,14 @@ def _sync_to_async(
                 executor.submit(call.run)
                 await loop.wait(call)
             else:
-                await _run_limited(loop, call, limiter)
+                await run_limited(loop, call, limiter)
         finally:
             if call.finished:
                 _restore_context(context)
-        error = call.error
-        if error is not None:
-            # Break the cycle error -> traceback -> ThreadCall.run frame -> call.
-            call.error = None
-            raise error
-        value: R = call.value
+        value: R = call.outcome()
         return value
 
     return run_in_thread
-
-
-async def _run_limited(
-    loop: LoopHandle, call: ThreadCall, limiter: anyio.CapacityLimiter | None
-) -> None:
-    if limiter is None:
-        limiter = loop.default_limiter()
-    try:
-        limiter.acquire_on_behalf_of_nowait(call)
-    except anyio.WouldBlock:
-        await limiter.acquire_on_behalf_of(call)
-    try:
-        run_in_worker(call.execute, call.finish)
-        await loop.wait(call)
-    finally:
-        limiter.release_on_behalf_of(call)
 
 
 @overload
