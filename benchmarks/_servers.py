@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,27 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+# One harness for tests and benchmarks: free ports, readiness, the start-failure error.
+from tests.servers import ServerFailed, free_port
+from tests.servers import port_accepts as _accepts
+
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 30.0
 STOP_GRACE = 5.0
-
-
-class ServerFailed(RuntimeError):
-    """The server exited or did not listen in time; the message ends with its output."""
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _accepts(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _children(pid: int) -> list[int]:

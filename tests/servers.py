@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["ServerFailed", "free_port", "running_server"]
+__all__ = ["ServerFailed", "free_port", "port_accepts", "running_server"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,7 +42,8 @@ def free_port() -> int:
         return port
 
 
-def _accepts(port: int) -> bool:
+def port_accepts(port: int) -> bool:
+    """Whether something accepts TCP connections on 127.0.0.1:``port`` now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
         return sock.connect_ex(("127.0.0.1", port)) == 0
@@ -111,7 +112,7 @@ def running_server(
 
         try:
             deadline = time.monotonic() + start_timeout
-            while not _accepts(port):
+            while not port_accepts(port):
                 if proc.poll() is not None:
                     raise failure(f"exited with {proc.returncode} before listening")
                 if time.monotonic() > deadline:
