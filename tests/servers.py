@@ -25,13 +25,35 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["ServerFailed", "free_port", "port_accepts", "running_server"]
+__all__ = ["ServerFailed", "free_port", "port_accepts", "run_python", "running_server"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 class ServerFailed(RuntimeError):
     """The server exited or did not listen in time; the message holds its output."""
+
+
+def run_python(
+    *args: str,
+    cwd: Path = ROOT,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60.0,
+) -> subprocess.CompletedProcess[str]:
+    """Run the interpreter running the tests with ``args`` to its end; its text output.
+
+    A non-zero exit is returned, not raised: the caller asserts on it, with stderr.
+    """
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=cwd,
+        env=None if env is None else dict(env),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def free_port() -> int:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import textwrap
 import threading
 from typing import Any
@@ -21,7 +19,7 @@ import pytest
 from adapter import AsgiToWsgi, LifespanFailed
 from adapter._types import Receive, Scope, Send
 from adapter.loop import get_loop
-from tests.servers import ROOT
+from tests.servers import run_python
 from tests.test_asgi_to_wsgi import backend, call, make_environ, open_response, respond
 
 __all__ = ["backend"]  # the fixture, re-used
@@ -314,13 +312,6 @@ sys.stdout.write("exiting\\n")
 
 
 def test_lifespan_shutdown_runs_at_interpreter_exit(backend: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(EXIT_SCRIPT), backend],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_python("-c", textwrap.dedent(EXIT_SCRIPT), backend)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["startup", "exiting", "shutdown"]

@@ -21,7 +21,7 @@ import pytest
 from adapter import AsgiToWsgi, WsgiToAsgi, cli
 from adapter._servers import SERVERS, is_coroutine_callable, served_app
 from tests.apps import cli_asgi, cli_odd, cli_wsgi
-from tests.servers import ROOT, free_port
+from tests.servers import ROOT, free_port, run_python
 
 RUN_TIMEOUT = 60
 
@@ -31,15 +31,7 @@ def run_cli(
 ) -> subprocess.CompletedProcess[str]:
     """Run ``python -m adapter ARGS`` (or ``python -c CODE ARGS``) and collect its output."""
     start = ["-m", "adapter"] if code is None else ["-c", code]
-    return subprocess.run(
-        [sys.executable, *start, *args],
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT,
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
+    return run_python(*start, *args, cwd=cwd, timeout=RUN_TIMEOUT)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> str:

@@ -25,8 +25,6 @@ import os
 import re
 import runpy
 import shlex
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -37,7 +35,7 @@ import pytest
 from werkzeug.test import Client
 
 import adapter
-from tests.servers import running_server
+from tests.servers import run_python, running_server
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -193,15 +191,7 @@ for target in sys.argv[1:]:
     kinds[target] = kind(obj)
 print(json.dumps(kinds))
 """
-    done = subprocess.run(
-        [sys.executable, "-c", script, *targets],
-        cwd=EXAMPLES,
-        env=_example_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_python("-c", script, *targets, cwd=EXAMPLES, env=_example_env(tmp_path))
     assert done.returncode == 0, done.stderr
     kinds: dict[str, str] = json.loads(done.stdout)
     return kinds
@@ -215,14 +205,7 @@ def _example_env(tmp_path: Path) -> dict[str, str]:
 
 
 def _serve_help() -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "adapter", "serve", "--help"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_python("-m", "adapter", "serve", "--help")
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -377,15 +360,7 @@ def test_helpers_from_sync_code(examples: Any) -> None:
 
 
 def test_helpers_script_runs_on_both_loops(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "helpers_basics.py"],
-        cwd=EXAMPLES,
-        env=_example_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_python("helpers_basics.py", cwd=EXAMPLES, env=_example_env(tmp_path))
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["[0, 1, 4, 9]", "[0, 1, 4, 9]", "hello world"]
 
@@ -439,15 +414,7 @@ print(json.dumps(results))
 
 
 def test_django_examples(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", DJANGO_DRIVER],
-        cwd=EXAMPLES,
-        env=_example_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
+    done = run_python("-c", DJANGO_DRIVER, cwd=EXAMPLES, env=_example_env(tmp_path), timeout=90)
     assert done.returncode == 0, done.stderr
     results = json.loads(done.stdout)
     for backend in ["asyncio", "trio"]:

@@ -12,8 +12,6 @@ import importlib.util
 import os
 import select
 import signal
-import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -24,7 +22,7 @@ import pytest
 from adapter import AsgiToWsgi
 from adapter._types import Receive, Scope, Send
 from adapter.loop import get_loop
-from tests.servers import ROOT
+from tests.servers import run_python
 from tests.test_asgi_to_wsgi import backend, call, respond
 
 __all__ = ["backend"]  # the fixture, re-used
@@ -106,14 +104,7 @@ print(before, loops())
 
 
 def test_loop_starts_on_first_request_not_on_construction(backend: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(LAZY_SCRIPT), backend],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_python("-c", textwrap.dedent(LAZY_SCRIPT), backend)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["0", "1"]
 
