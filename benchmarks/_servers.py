@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import IO
 
 # One harness for tests and benchmarks: free ports, readiness, the start-failure error.
-from tests.servers import ServerFailed, free_port
+from tests.servers import ServerFailed, free_port, stop_process_group
 from tests.servers import port_accepts as _accepts
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,19 +91,7 @@ class Server:
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the group of the process we started, then SIGKILL; always reaped."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(STOP_GRACE)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(STOP_GRACE)
-    # A forked worker may outlive its master for a moment; it is in the same group.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
+    stop_process_group(process, STOP_GRACE)
 
 
 @contextlib.contextmanager

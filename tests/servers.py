@@ -25,7 +25,14 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["ServerFailed", "free_port", "port_accepts", "run_python", "running_server"]
+__all__ = [
+    "ServerFailed",
+    "free_port",
+    "port_accepts",
+    "run_python",
+    "running_server",
+    "stop_process_group",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,7 +78,7 @@ def port_accepts(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _stop(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+def stop_process_group(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
     """Stop the process we started and its workers: SIGTERM to its group, then SIGKILL."""
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
@@ -144,4 +151,4 @@ def running_server(
             if proc.poll() is not None:
                 raise failure(f"exited with {proc.returncode} while the test ran")
         finally:
-            _stop(proc)
+            stop_process_group(proc)
