@@ -21,6 +21,7 @@ owner closes it:
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextvars
 import logging
 import queue
@@ -28,25 +29,11 @@ import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Final, Protocol, TypeVar
+from typing import Final, TypeVar
 
 __all__ = ["MailboxClosed", "ThreadMailbox", "current_mailbox"]
 
 T = TypeVar("T")
-T_co = TypeVar("T_co", covariant=True)
-
-
-class Completion(Protocol[T_co]):
-    """What :meth:`ThreadMailbox.wait` waits for: a :class:`concurrent.futures.Future`,
-    or a leaner one-shot result with the same three methods (``AsgiToWsgi``'s hot path).
-    """
-
-    def done(self) -> bool: ...
-
-    def add_done_callback(self, fn: Callable[[Any], object], /) -> None: ...
-
-    def result(self) -> T_co: ...
-
 
 logger = logging.getLogger("adapter")
 
@@ -118,13 +105,13 @@ class ThreadMailbox:
                 )
             self._inbox.put(func)
 
-    def wait(self, future: Completion[T], timeout: float | None = None) -> T:
+    def wait(self, future: concurrent.futures.Future[T], timeout: float | None = None) -> T:
         """Run posted work in this (the owner) thread until ``future`` is done.
 
         Waits can nest: work run by one ``wait`` may itself ``wait`` on another future,
         and both are served from the same queue.
 
-        :param future: the future (or other :class:`Completion`) whose outcome to return.
+        :param future: the future whose outcome to return.
         :param timeout: seconds to wait at most; ``None`` waits as long as it takes.
         :returns: the future's result.
         :raises RuntimeError: if called from a thread other than the owner.
