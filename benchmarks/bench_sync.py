@@ -35,7 +35,7 @@ import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -64,15 +64,30 @@ async def nothing_async() -> None:
     return None
 
 
+def time_calls(call: Callable[[], object], calls: int, warmup: int = 10) -> float:
+    """Seconds for ``calls`` calls of ``call``, after ``max(calls // 10, warmup)`` unmeasured."""
+    for _ in range(max(calls // 10, warmup)):
+        call()
+    started = time.perf_counter()
+    for _ in range(calls):
+        call()
+    return time.perf_counter() - started
+
+
+async def time_awaits(call: Callable[[], Awaitable[object]], calls: int) -> float:
+    """The same for awaited calls, on the running loop."""
+    for _ in range(max(calls // 10, 10)):
+        await call()
+    started = time.perf_counter()
+    for _ in range(calls):
+        await call()
+    return time.perf_counter() - started
+
+
 def _timed_awaits(helpers: ModuleType, calls: int, **options: Any) -> float:
     async def main() -> float:
         call = helpers.sync_to_async(nothing, **options)
-        for _ in range(max(calls // 10, 10)):
-            await call()
-        started = time.perf_counter()
-        for _ in range(calls):
-            await call()
-        return time.perf_counter() - started
+        return await time_awaits(call, calls)
 
     return asyncio.run(main())
 
@@ -88,12 +103,7 @@ def sync_to_async_unsensitive(helpers: ModuleType, calls: int) -> float:
 def sync_to_async_outer_thread(helpers: ModuleType, calls: int) -> float:
     async def main() -> float:
         call = helpers.sync_to_async(nothing)
-        for _ in range(max(calls // 10, 10)):
-            await call()
-        started = time.perf_counter()
-        for _ in range(calls):
-            await call()
-        return time.perf_counter() - started
+        return await time_awaits(call, calls)
 
     elapsed: float = helpers.async_to_sync(main)()
     return elapsed
@@ -101,13 +111,7 @@ def sync_to_async_outer_thread(helpers: ModuleType, calls: int) -> float:
 
 def async_to_sync_outer_loop(helpers: ModuleType, calls: int) -> float:
     def in_thread() -> float:
-        call = helpers.async_to_sync(nothing_async)
-        for _ in range(max(calls // 10, 10)):
-            call()
-        started = time.perf_counter()
-        for _ in range(calls):
-            call()
-        return time.perf_counter() - started
+        return time_calls(helpers.async_to_sync(nothing_async), calls)
 
     async def main() -> float:
         elapsed: float = await helpers.sync_to_async(in_thread)()
@@ -117,13 +121,7 @@ def async_to_sync_outer_loop(helpers: ModuleType, calls: int) -> float:
 
 
 def async_to_sync_fresh_loop(helpers: ModuleType, calls: int) -> float:
-    call = helpers.async_to_sync(nothing_async)
-    for _ in range(max(calls // 10, 5)):
-        call()
-    started = time.perf_counter()
-    for _ in range(calls):
-        call()
-    return time.perf_counter() - started
+    return time_calls(helpers.async_to_sync(nothing_async), calls, warmup=5)
 
 
 def floor_loop_to_thread(calls: int) -> float:
@@ -144,12 +142,7 @@ def floor_loop_to_thread(calls: int) -> float:
             inbox.put(lambda: loop.call_soon_threadsafe(done.set_result, None))
             await done
 
-        for _ in range(max(calls // 10, 10)):
-            await once()
-        started = time.perf_counter()
-        for _ in range(calls):
-            await once()
-        return time.perf_counter() - started
+        return await time_awaits(once, calls)
 
     try:
         return asyncio.run(main())
