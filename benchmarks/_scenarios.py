@@ -87,6 +87,11 @@ def targets(settings: Settings) -> dict[str, Target]:
         _gunicorn(
             "ours_asgi_bare", "adapter.AsgiToWsgi + bare ASGI hello", "ours_asgi_to_wsgi_bare()"
         ),
+        _gunicorn(
+            "loop_hop",
+            "plain WSGI + one bare round trip to a loop thread (floor)",
+            "wsgi_app_with_loop_hop()",
+        ),
     ]
     return {target.key: target for target in found}
 

@@ -180,7 +180,7 @@ def run(chosen: list[str], quick: bool, sync_output: Path) -> dict[str, Any]:
     everyone = _scenarios.targets(settings)
     wanted = {
         "rps": ["ours", "a2wsgi", "asgiref", "gunicorn", "raw_asgi"],
-        "asgi": ["ours_asgi", "a2wsgi_asgi", "gunicorn", "ours_asgi_bare"],
+        "asgi": ["ours_asgi", "a2wsgi_asgi", "gunicorn", "ours_asgi_bare", "loop_hop"],
     }
     rps_keys = [key for name in ("rps", "asgi") if name in chosen for key in wanted[name]]
     if rps_keys:
