@@ -10,7 +10,6 @@ backend here so that ``adapter.sync`` reads the same on asyncio and on trio:
   (``adapter._sync_calls``), one sync call made from a loop and run by another thread;
 - ``LoopHandle.submit`` starts a coroutine on the loop from another thread, and
   :func:`start_on_outer_loop` does so on the loop the calling thread works for;
-- :func:`run_in_fresh_loop` runs a coroutine in a new loop on a pool thread.
 
 We use each backend's own thread-safe entry points (``call_soon_threadsafe``,
 ``TrioToken.run_sync_soon``) rather than anyio's ``from_thread``, which blocks the
@@ -42,7 +41,6 @@ from adapter._sync_calls import (
     capture,
     outer_loop_of_this_call,
 )
-from adapter._sync_threads import run_in_worker
 
 if TYPE_CHECKING:
     import trio
@@ -54,7 +52,6 @@ __all__ = [
     "current_loop",
     "loop_running_here",
     "outer_loop_here",
-    "run_in_fresh_loop",
     "start_on_outer_loop",
 ]
 
@@ -346,42 +343,3 @@ def _forget_loops_after_fork() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_loops_after_fork)
-
-
-def run_in_fresh_loop(
-    backend: str, coro_fn: CoroutineFunction, context: contextvars.Context
-) -> concurrent.futures.Future[Outcome]:
-    """Run ``coro_fn()`` in a new ``backend`` loop on a pool thread, in ``context``.
-
-    The future is resolved once the loop has closed, so that leftover tasks have been
-    cancelled and async generators finalised by the time the caller goes on (as
-    ``asyncio.run`` promises).
-    """
-    future: concurrent.futures.Future[Outcome] = concurrent.futures.Future()
-    ended: list[Outcome | BaseException] = []
-
-    def host() -> None:
-        try:
-            ended.append(context.run(_run_loop, backend, coro_fn))
-        except BaseException as exc:
-            ended.append(exc)
-
-    def answer() -> None:
-        # Run by the worker once it is idle again, so the caller's next call reuses it.
-        if isinstance(ended[0], BaseException):
-            future.set_exception(ended[0])
-        else:
-            future.set_result(ended[0])
-
-    run_in_worker(host, answer)
-    return future
-
-
-def _run_loop(backend: str, coro_fn: CoroutineFunction) -> Outcome:
-    if backend == "asyncio":
-        return asyncio.run(capture(coro_fn))
-    if backend == "trio":
-        import trio
-
-        return trio.run(capture, coro_fn)
-    return anyio.run(capture, coro_fn, backend=backend)

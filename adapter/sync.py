@@ -37,11 +37,11 @@ import anyio
 
 from adapter._outer import ThreadMailbox, current_mailbox
 from adapter._sync_calls import ThreadCall
+from adapter._sync_fresh import run_in_fresh_loop
 from adapter._sync_loops import (
     current_loop,
     loop_running_here,
     outer_loop_here,
-    run_in_fresh_loop,
     start_on_outer_loop,
 )
 from adapter._sync_threads import run_limited, serving_mailbox, shared_mailbox
