@@ -19,14 +19,14 @@ server has asked for the next chunk, so at most one chunk is ever in flight.
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 import os
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import anyio
 
+from adapter._asgi_handoff import Handoff
 from adapter._asgi_request_body import BODY_PIECE_SIZE, Chunk, RequestBody
 from adapter._asgi_response import ResponseBody, internal_server_error
 from adapter._outer import MailboxClosed, ThreadMailbox, current_mailbox
@@ -36,6 +36,8 @@ from adapter.loop import SharedLoop
 from adapter.scope import status_line, wsgi_headers
 
 if TYPE_CHECKING:
+    import concurrent.futures
+
     # typeshed's protocol, so type checkers accept us wherever a WSGI app is expected.
     from _typeshed.wsgi import StartResponse
 
@@ -72,8 +74,8 @@ class AsgiToWsgiResponder:
         self._file_wrapper: Callable[[Any, int], Iterable[bytes]] | None = environ.get(
             "wsgi.file_wrapper"
         )
-        # Loop thread only (the futures below are how results cross back).
-        self._wanted: concurrent.futures.Future[Chunk] | None = None
+        # Loop thread only (the handoffs below are how results cross back).
+        self._wanted: Handoff[Chunk] | None = None
         self._change: anyio.Event | None = None
         self._start: tuple[str, list[tuple[str, str]]] | None = None
         self._piece: Chunk | None = None
@@ -85,18 +87,18 @@ class AsgiToWsgiResponder:
         self._client_gone = False
         self._task_done = False
         self._task_error: BaseException | None = None
-        self._final: tuple[concurrent.futures.Future[Chunk], bytes] | None = None
+        self._final: tuple[Handoff[Chunk], bytes] | None = None
         self._cancel_scope: anyio.CancelScope | None = None
-        self._task_outcome: concurrent.futures.Future[BaseException | None] = (
-            concurrent.futures.Future()
-        )
+        self._task_outcome: Handoff[BaseException | None] = Handoff()
 
     # ---- request thread -------------------------------------------------------------
 
-    def _wait(self, future: concurrent.futures.Future[T]) -> T:
+    def _wait(self, handoff: Handoff[T]) -> T:
         # The one place the request thread blocks (issue 4 point 6): through the
-        # mailbox, so work the app posts to this thread runs while it waits.
-        return self._mailbox.wait(future)
+        # mailbox, so work the app posts to this thread runs while it waits.  wait()
+        # is typed for a concurrent.futures.Future but uses only the three methods
+        # a Handoff has (done, add_done_callback, result).
+        return self._mailbox.wait(cast("concurrent.futures.Future[T]", handoff))
 
     def respond(self, start_response: StartResponse) -> Iterable[bytes]:
         """Start the app, wait for its response start and first body message.
@@ -115,7 +117,7 @@ class AsgiToWsgiResponder:
                 self._piece = self._body.read_piece()
             except OSError:
                 self._client_gone = True
-        first: concurrent.futures.Future[Chunk] = concurrent.futures.Future()
+        first: Handoff[Chunk] = Handoff()
         self._wanted = first
         self._loop.spawn_soon(self._run_app)
         try:
@@ -157,7 +159,7 @@ class AsgiToWsgiResponder:
 
     def next_chunk(self) -> Chunk:
         """Ask the app for its next body message and wait for it (request thread)."""
-        wanted: concurrent.futures.Future[Chunk] = concurrent.futures.Future()
+        wanted: Handoff[Chunk] = Handoff()
         self._loop.call_soon_threadsafe(self._loop_want, wanted)
         try:
             chunk = self._wait(wanted)
@@ -206,7 +208,7 @@ class AsgiToWsgiResponder:
             self._change = anyio.Event()
         await self._change.wait()
 
-    def _loop_want(self, wanted: concurrent.futures.Future[Chunk]) -> None:
+    def _loop_want(self, wanted: Handoff[Chunk]) -> None:
         if self._task_done:
             if self._task_error is not None and not self._client_gone:
                 wanted.set_exception(self._task_error)  # it failed after the last chunk
@@ -336,7 +338,7 @@ class AsgiToWsgiResponder:
         assert wanted is not None  # the request thread waits for the first body
         self._hand_over_last(wanted, b"")
 
-    def _hand_over_last(self, wanted: concurrent.futures.Future[Chunk], body: bytes) -> None:
+    def _hand_over_last(self, wanted: Handoff[Chunk], body: bytes) -> None:
         self._response_complete = True
         self._wake()
         # The last chunk is handed over once this task step is over (at the task's end,
