@@ -21,7 +21,6 @@ owner closes it:
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextvars
 import logging
 import queue
@@ -29,11 +28,24 @@ import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Final, TypeVar
+from typing import Final, Protocol, TypeVar
 
-__all__ = ["MailboxClosed", "ThreadMailbox", "current_mailbox"]
+__all__ = ["Completion", "MailboxClosed", "ThreadMailbox", "current_mailbox"]
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+
+class Completion(Protocol[T_co]):
+    """What :meth:`ThreadMailbox.wait` waits for: a :class:`concurrent.futures.Future`, or
+    the lighter one-shot :class:`adapter._asgi_handoff.Handoff` of the hot paths."""
+
+    def done(self) -> bool: ...
+
+    def add_done_callback(self, fn: Callable[[Completion[T_co]], object], /) -> None: ...
+
+    def result(self) -> T_co: ...
+
 
 logger = logging.getLogger("adapter")
 
@@ -105,7 +117,7 @@ class ThreadMailbox:
                 )
             self._inbox.put(func)
 
-    def wait(self, future: concurrent.futures.Future[T], timeout: float | None = None) -> T:
+    def wait(self, future: Completion[T], timeout: float | None = None) -> T:
         """Run posted work in this (the owner) thread until ``future`` is done.
 
         Waits can nest: work run by one ``wait`` may itself ``wait`` on another future,

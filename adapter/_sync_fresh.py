@@ -15,12 +15,12 @@ which here is most of the call (``benchmarks/bench_sync.py``, "from a plain thre
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextvars
 from typing import Any
 
 import anyio
 
+from adapter._asgi_handoff import Handoff
 from adapter._sync_calls import CoroutineFunction, Outcome, capture
 from adapter._sync_threads import run_in_worker
 
@@ -29,14 +29,14 @@ __all__ = ["run_in_fresh_loop"]
 
 def run_in_fresh_loop(
     backend: str, coro_fn: CoroutineFunction, context: contextvars.Context
-) -> concurrent.futures.Future[Outcome]:
+) -> Handoff[Outcome]:
     """Run ``coro_fn()`` in a new ``backend`` loop on a pool thread, in ``context``.
 
     The future is resolved once the loop has closed, so that leftover tasks have been
     cancelled and async generators finalised by the time the caller goes on (as
     ``asyncio.run`` promises).
     """
-    future: concurrent.futures.Future[Outcome] = concurrent.futures.Future()
+    future: Handoff[Outcome] = Handoff()
     ended: list[Outcome | BaseException] = []
 
     def host() -> None:

@@ -20,7 +20,6 @@ that it is done.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import contextvars
 import functools
@@ -34,6 +33,7 @@ import anyio
 import anyio.from_thread
 import anyio.to_thread
 
+from adapter._asgi_handoff import Handoff
 from adapter._sync_calls import (
     CoroutineFunction,
     Outcome,
@@ -80,15 +80,11 @@ class LoopHandle:
         """Wait on the loop until ``call`` is finished or abandoned on cancellation."""
         raise NotImplementedError
 
-    def submit(
-        self, coro_fn: CoroutineFunction, context: contextvars.Context
-    ) -> concurrent.futures.Future[Outcome]:
+    def submit(self, coro_fn: CoroutineFunction, context: contextvars.Context) -> Handoff[Outcome]:
         """Start ``coro_fn()`` as a task on the loop, in ``context``; from another thread."""
         raise NotImplementedError
 
-    def start(
-        self, coro_fn: CoroutineFunction, context: contextvars.Context
-    ) -> concurrent.futures.Future[Outcome]:
+    def start(self, coro_fn: CoroutineFunction, context: contextvars.Context) -> Handoff[Outcome]:
         """The same as :meth:`submit`, called on the loop's own thread."""
         raise NotImplementedError
 
@@ -138,24 +134,18 @@ class AsyncioLoop(LoopHandle):
                         await call.waiter
             raise
 
-    def submit(
-        self, coro_fn: CoroutineFunction, context: contextvars.Context
-    ) -> concurrent.futures.Future[Outcome]:
-        future: concurrent.futures.Future[Outcome] = concurrent.futures.Future()
+    def submit(self, coro_fn: CoroutineFunction, context: contextvars.Context) -> Handoff[Outcome]:
+        future: Handoff[Outcome] = Handoff()
         # The callback runs in `context`, and a task copies the context it is made in.
         self.loop.call_soon_threadsafe(self._start, coro_fn, future, context=context)
         return future
 
-    def start(
-        self, coro_fn: CoroutineFunction, context: contextvars.Context
-    ) -> concurrent.futures.Future[Outcome]:
-        future: concurrent.futures.Future[Outcome] = concurrent.futures.Future()
+    def start(self, coro_fn: CoroutineFunction, context: contextvars.Context) -> Handoff[Outcome]:
+        future: Handoff[Outcome] = Handoff()
         context.run(self._start, coro_fn, future)
         return future
 
-    def _start(
-        self, coro_fn: CoroutineFunction, future: concurrent.futures.Future[Outcome]
-    ) -> None:
+    def _start(self, coro_fn: CoroutineFunction, future: Handoff[Outcome]) -> None:
         if sys.version_info >= (3, 12):
             # The first step runs now, inside this callback, not a loop turn later: a
             # coroutine that does not suspend is answered within this very call (about
@@ -209,17 +199,13 @@ class TrioLoop(LoopHandle):
                 await call.waiter.wait()
             raise
 
-    def submit(
-        self, coro_fn: CoroutineFunction, context: contextvars.Context
-    ) -> concurrent.futures.Future[Outcome]:
-        future: concurrent.futures.Future[Outcome] = concurrent.futures.Future()
+    def submit(self, coro_fn: CoroutineFunction, context: contextvars.Context) -> Handoff[Outcome]:
+        future: Handoff[Outcome] = Handoff()
         self.token.run_sync_soon(_spawn_trio, coro_fn, future, context)
         return future
 
-    def start(
-        self, coro_fn: CoroutineFunction, context: contextvars.Context
-    ) -> concurrent.futures.Future[Outcome]:
-        future: concurrent.futures.Future[Outcome] = concurrent.futures.Future()
+    def start(self, coro_fn: CoroutineFunction, context: contextvars.Context) -> Handoff[Outcome]:
+        future: Handoff[Outcome] = Handoff()
         _spawn_trio(coro_fn, future, context)
         return future
 
@@ -231,7 +217,7 @@ def _finish_trio(call: ThreadCall) -> None:
 
 def _spawn_trio(
     coro_fn: CoroutineFunction,
-    future: concurrent.futures.Future[Outcome],
+    future: Handoff[Outcome],
     context: contextvars.Context,
 ) -> None:
     import trio
@@ -241,13 +227,11 @@ def _spawn_trio(
     trio.lowlevel.spawn_system_task(_settle, coro_fn, future, context=context)
 
 
-async def _settle(coro_fn: CoroutineFunction, future: concurrent.futures.Future[Outcome]) -> None:
+async def _settle(coro_fn: CoroutineFunction, future: Handoff[Outcome]) -> None:
     future.set_result(await capture(coro_fn))
 
 
-def _answer_asyncio(
-    future: concurrent.futures.Future[Outcome], task: asyncio.Task[Outcome]
-) -> None:
+def _answer_asyncio(future: Handoff[Outcome], task: asyncio.Task[Outcome]) -> None:
     _running_tasks.discard(task)
     if task.cancelled():
         # Cancelled before its first step (asyncio.run cancelling what is left), so it
@@ -304,7 +288,7 @@ def outer_loop_here() -> LoopHandle | None:
 
 def start_on_outer_loop(
     coro_fn: CoroutineFunction, context: contextvars.Context
-) -> concurrent.futures.Future[Outcome] | None:
+) -> Handoff[Outcome] | None:
     """Start ``coro_fn()`` on the loop :func:`outer_loop_here` names; None if none.
 
     In our own workers (``sync_to_async`` calls, and WSGI apps under ``WsgiToAsgi``) the
@@ -321,16 +305,14 @@ def start_on_outer_loop(
     trio_module = sys.modules.get("trio")
     if trio_module is not None:
         with contextlib.suppress(RuntimeError):  # not a trio worker thread either
-            future: concurrent.futures.Future[Outcome] = trio_module.from_thread.run_sync(
+            future: Handoff[Outcome] = trio_module.from_thread.run_sync(
                 _start_here, coro_fn, context
             )
             return future
     return None
 
 
-def _start_here(
-    coro_fn: CoroutineFunction, context: contextvars.Context
-) -> concurrent.futures.Future[Outcome]:
+def _start_here(coro_fn: CoroutineFunction, context: contextvars.Context) -> Handoff[Outcome]:
     return current_loop().start(coro_fn, context)
 
 

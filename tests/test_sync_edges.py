@@ -15,6 +15,7 @@ import anyio
 import pytest
 
 from adapter import async_to_sync, sync_to_async
+from adapter._outer import ThreadMailbox
 from adapter._sync_loops import AsyncioLoop
 
 BACKENDS = ["asyncio", "trio"]
@@ -131,7 +132,7 @@ def test_a_coroutine_cancelled_before_it_starts_still_answers_the_sync_caller() 
         for task in asyncio.all_tasks(loop):
             task.cancel()
         loop.run_until_complete(asyncio.sleep(0))
-        outcome = future.result(timeout=10)
+        outcome = ThreadMailbox().wait(future, timeout=10)
     finally:
         loop.close()
     if sys.version_info >= (3, 12):
