@@ -276,12 +276,16 @@ def _mailbox_for_this_thread() -> tuple[ThreadMailbox, bool]:
     return ThreadMailbox(), True
 
 
+_sniffio_found: contextvars.ContextVar[str | None] | None = None
+
+
 def _sniffio_variable() -> contextvars.ContextVar[str | None] | None:
-    sniffio = sys.modules.get("sniffio")
-    variable: contextvars.ContextVar[str | None] | None = getattr(
-        sniffio, "current_async_library_cvar", None
-    )
-    return variable
+    """sniffio's context variable, once sniffio is imported (looked up once, then kept)."""
+    global _sniffio_found
+    if _sniffio_found is None:
+        sniffio = sys.modules.get("sniffio")
+        _sniffio_found = getattr(sniffio, "current_async_library_cvar", None)
+    return _sniffio_found
 
 
 def _context_for_a_thread() -> contextvars.Context:
