@@ -48,8 +48,15 @@ _HOP_BY_HOP = frozenset(
 )
 # RFC 9110 5.6.2: a field name is a token.  CR, LF and NUL are never allowed in a value.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+# Environ key -> header name, b"" for a key that is not a header (or is skipped).
 _HEADER_NAMES: dict[str, bytes] = {}
 _HEADER_NAMES_LIMIT = 1024
+# The environ's keys, in order -> its (key, header name) pairs.  A server builds every
+# environ alike and a client sends its headers alike, so the same few key tuples come
+# back request after request; one lookup replaces a loop over every key.
+_HEADER_PLANS: dict[tuple[str, ...], list[tuple[str, bytes]]] = {}
+_HEADER_PLANS_LIMIT = 256
+_STATUS_LINES: dict[int, str] = {}
 _NAME_CACHE: dict[bytes, str | None] = {}
 _NAME_CACHE_LIMIT = 1024
 
@@ -71,7 +78,11 @@ def content_length(environ: Mapping[str, Any]) -> int | None:
 
     :param environ: the PEP 3333 environ.
     """
-    value = str(environ.get("CONTENT_LENGTH") or "").strip()
+    value = environ.get("CONTENT_LENGTH")
+    if not value:
+        return None
+    if type(value) is not str or not value.isdigit():  # the usual case is a plain "123"
+        value = str(value).strip()
     if not value.isascii() or not value.isdigit():
         return None
     return int(value)
@@ -96,8 +107,8 @@ def _port(value: object) -> int | None:
 
 
 def _header_name(key: str) -> bytes:
-    """The header name for an ``HTTP_*`` environ key (cached; keys repeat)."""
-    if key in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
+    """The header name for an environ key, b"" if it is none (cached; keys repeat)."""
+    if not key.startswith("HTTP_") or key in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
         # CONTENT_TYPE and CONTENT_LENGTH are the authority (PEP 3333 after CGI); some
         # servers also copy them to HTTP_* keys.
         name = b""
@@ -108,16 +119,26 @@ def _header_name(key: str) -> bytes:
     return name
 
 
-def _headers(environ: Mapping[str, Any]) -> list[tuple[bytes, bytes]]:
-    headers: list[tuple[bytes, bytes]] = []
+def _header_plan(keys: tuple[str, ...]) -> list[tuple[str, bytes]]:
+    plan: list[tuple[str, bytes]] = []
     names = _HEADER_NAMES
-    for key, value in environ.items():
-        if key.startswith("HTTP_"):
-            name = names.get(key)
-            if name is None:
-                name = _header_name(key)
-            if name:  # b"" for the keys skipped
-                headers.append((name, str(value).encode("latin-1")))
+    for key in keys:
+        name = names.get(key)
+        if name is None:
+            name = _header_name(key)
+        if name:  # b"" for the keys that are not headers, or are skipped
+            plan.append((key, name))
+    if len(_HEADER_PLANS) < _HEADER_PLANS_LIMIT:  # bounded: clients vary their headers
+        _HEADER_PLANS[keys] = plan
+    return plan
+
+
+def _headers(environ: Mapping[str, Any]) -> list[tuple[bytes, bytes]]:
+    keys = tuple(environ)
+    plan = _HEADER_PLANS.get(keys)
+    if plan is None:
+        plan = _header_plan(keys)
+    headers = [(name, str(environ[key]).encode("latin-1")) for key, name in plan]
     content_type = environ.get("CONTENT_TYPE")
     if content_type:
         headers.append((b"content-type", str(content_type).encode("latin-1")))
@@ -148,7 +169,7 @@ def build_scope(environ: Environ, *, state: Mapping[str, Any] | None = None) -> 
     client = (remote_addr, _port(environ.get("REMOTE_PORT")) or 0) if remote_addr else None
     return {
         "type": "http",
-        "asgi": dict(ASGI_VERSION),
+        "asgi": {"version": ASGI_VERSION["version"], "spec_version": ASGI_VERSION["spec_version"]},
         "http_version": http_version,
         "method": str(environ.get("REQUEST_METHOD", "GET")).upper(),
         "scheme": environ.get("wsgi.url_scheme", "http"),
@@ -171,13 +192,20 @@ def status_line(status: object) -> str:
     :param status: the ``status`` of an ``http.response.start`` message.
     :raises ProtocolError: if it is not an integer from 100 to 999.
     """
+    if type(status) is int:  # not a bool, an IntEnum or a float that hashes alike
+        line = _STATUS_LINES.get(status)
+        if line is not None:
+            return line
     if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 999:
         raise ProtocolError(f"'http.response.start' has an invalid status {status!r}")
     try:
         phrase = http.HTTPStatus(status).phrase
     except ValueError:
         phrase = "Unknown"
-    return f"{status} {phrase}"
+    line = f"{int(status)} {phrase}"
+    if type(status) is int:  # bounded: at most the 900 valid codes
+        _STATUS_LINES[status] = line
+    return line
 
 
 def _checked_name(name_bytes: bytes) -> str | None:

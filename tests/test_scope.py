@@ -7,6 +7,7 @@ the two specs share (issue 3 point 3).
 
 from __future__ import annotations
 
+import http
 import io
 from typing import Any
 
@@ -179,6 +180,26 @@ def test_status_line(status: int, line: str) -> None:
 def test_status_line_refuses_nonsense(status: object) -> None:
     with pytest.raises(ProtocolError, match=r"http\.response\.start"):
         status_line(status)
+
+
+def test_status_line_cache_keeps_refusing_look_alikes() -> None:
+    # Lines are cached by code; a float or a bool hashing like a cached code is no code.
+    assert status_line(200) == status_line(200) == "200 OK"
+    for look_alike in (200.0, True):
+        with pytest.raises(ProtocolError, match=r"http\.response\.start"):
+            status_line(look_alike)
+    assert status_line(http.HTTPStatus.NOT_FOUND) == "404 Not Found"
+
+
+def test_headers_of_requests_alike_are_their_own() -> None:
+    # The header names are cached per tuple of environ keys: the values, and the order
+    # of another request with the same keys, must still be that request's own.
+    first = build_scope(environ_for(HTTP_HOST="a.example", HTTP_ACCEPT="*/*"))
+    second = build_scope(environ_for(HTTP_HOST="b.example", HTTP_ACCEPT="text/html"))
+    assert first["headers"] == [(b"host", b"a.example"), (b"accept", b"*/*")]
+    assert second["headers"] == [(b"host", b"b.example"), (b"accept", b"text/html")]
+    swapped = build_scope(environ_for(HTTP_ACCEPT="text/css", HTTP_HOST="c.example"))
+    assert swapped["headers"] == [(b"accept", b"text/css"), (b"host", b"c.example")]
 
 
 def test_wsgi_headers_decode_latin1_and_drop_hop_by_hop() -> None:
