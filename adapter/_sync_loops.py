@@ -58,7 +58,7 @@ __all__ = [
 logger = logging.getLogger("adapter")
 
 # asyncio keeps only weak references to tasks; these are ours until they finish.
-_running_tasks: set[asyncio.Task[Outcome]] = set()
+_running_tasks: set[asyncio.Task[None]] = set()
 _default_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter]
 _default_limiters = weakref.WeakKeyDictionary()
 
@@ -146,21 +146,18 @@ class AsyncioLoop(LoopHandle):
         return future
 
     def _start(self, coro_fn: CoroutineFunction, future: Handoff[Outcome]) -> None:
+        coro = _settle_asyncio(coro_fn, future)
         if sys.version_info >= (3, 12):
             # The first step runs now, inside this callback, not a loop turn later: a
             # coroutine that does not suspend is answered within this very call (about
             # a third of a whole call's time, measured in benchmarks/bench_sync.py).
-            task = asyncio.Task(capture(coro_fn), loop=self.loop, eager_start=True)
+            task = asyncio.Task(coro, loop=self.loop, eager_start=True)
             if task.done():
-                _answer_asyncio(future, task)
                 return
         else:
-            task = self.loop.create_task(capture(coro_fn))
+            task = self.loop.create_task(coro)
         _running_tasks.add(task)
-        # The answer goes from the done callback rather than from inside the task, so
-        # that little loop work is left between waking the sync thread and the loop's
-        # next wait (which lets the woken thread have the GIL).
-        task.add_done_callback(functools.partial(_answer_asyncio, future))
+        task.add_done_callback(functools.partial(_after_asyncio, future))
 
 
 def _finish_asyncio(call: ThreadCall) -> None:
@@ -231,15 +228,19 @@ async def _settle(coro_fn: CoroutineFunction, future: Handoff[Outcome]) -> None:
     future.set_result(await capture(coro_fn))
 
 
-def _answer_asyncio(future: Handoff[Outcome], task: asyncio.Task[Outcome]) -> None:
+async def _settle_asyncio(coro_fn: CoroutineFunction, future: Handoff[Outcome]) -> None:
+    # The answer goes from inside the task, not from a done callback a loop turn later:
+    # the doorbell's wake-up lets the sync thread run once this thread waits again.
+    future.set_result(await capture(coro_fn))
+
+
+def _after_asyncio(future: Handoff[Outcome], task: asyncio.Task[None]) -> None:
     _running_tasks.discard(task)
-    if task.cancelled():
+    if not future.done():
         # Cancelled before its first step (asyncio.run cancelling what is left), so it
         # never entered `capture`, which hands every later outcome over as a result.
         error = asyncio.CancelledError("the event loop cancelled the coroutine before it started")
         future.set_result(Outcome(None, error, contextvars.copy_context()))
-    else:
-        future.set_result(task.result())
 
 
 def current_loop() -> LoopHandle:
