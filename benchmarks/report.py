@@ -220,25 +220,55 @@ def markdown(results: Results) -> str:
     return "".join(parts)
 
 
+PLACEMENT_TITLES = {
+    "one_cpu": "pinned to one CPU (the goal is judged here)",
+    "all_cpus": "free on every CPU (thread wake-ups wait for the host: see the floor)",
+}
+
+
 def sync_text(results: Results, fence: str) -> str:
-    """What bench_sync.py reported, verbatim (its own table), or why it is missing."""
+    """What bench_sync.py reported (each placement's table), or why it is missing; then
+    any separate runs on other Pythons (``benchmarks/results/sync-py*.json``)."""
     sync = results.get("sync")
     if sync is None:
-        return "Sync helpers: not run.\n"
-    if sync["status"] != "ok":
-        return f"Sync helpers: unavailable ({sync['error']}).\n"
-    data = sync["data"]
-    heading = "Sync helpers: time per call on asyncio (benchmarks/bench_sync.py)"
+        text = "Sync helpers: not run.\n"
+    elif sync["status"] != "ok":
+        text = f"Sync helpers: unavailable ({sync['error']}).\n"
+    else:
+        data = sync["data"]
+        heading = f"Sync helpers: time per call on asyncio, Python {data.get('python', '?')}"
+        text = _sync_tables(data, heading, fence)
+    for path in sorted(LATEST.parent.glob("sync-py*.json")):
+        other = json.loads(path.read_text())
+        heading = (
+            f"Sync helpers on Python {other.get('python', '?')} "
+            f"(a separate run: benchmarks/results/{path.name})"
+        )
+        text += "\n" + _sync_tables(other, heading, fence)
+    return text
+
+
+def _sync_tables(data: dict[str, Any], heading: str, fence: str) -> str:
     rounds = data.get("rounds", "?")
-    note = f"{data.get('benchmark', '')}; {rounds} rounds; goal {data.get('goal', '')}."
-    header = ["case", "ours µs/call", "asgiref µs/call", "ours / asgiref"]
-    rows = [
-        [row["name"], f"{row['ours_us']:.1f}", f"{row['asgiref_us']:.1f}", f"{row['ratio']:.2f}x"]
-        for row in data.get("rows", [])
-    ]
-    if fence == "```":
-        return f"### {heading}\n\n{note}\n\n{_markdown_table(header, rows)}"
-    return f"{heading}\n{'~' * len(heading)}\n\n{note}\n\n{_list_table(header, rows)}"
+    note = (
+        f"{data.get('benchmark', '')}; {rounds} rounds; goal {data.get('goal', '')}; "
+        "floor: the same thread hand-offs done bare."
+    )
+    header = ["case", "ours µs/call", "asgiref µs/call", "ours / asgiref", "median ratio",
+              "floor µs"]  # fmt: skip
+    parts = [f"### {heading}\n\n{note}\n" if fence == "```" else
+             f"{heading}\n{'~' * len(heading)}\n\n{note}\n"]  # fmt: skip
+    for placement, placed in data.get("placements", {"one_cpu": data}).items():
+        rows = [
+            [row["name"], f"{row['ours_us']:.1f}", f"{row['asgiref_us']:.1f}",
+             f"{row['ratio']:.2f}x", f"{row['ratio_median']:.2f}x",
+             "n/a" if row.get("floor_us") is None else f"{row['floor_us']:.1f}"]
+            for row in placed.get("rows", [])
+        ]  # fmt: skip
+        title = PLACEMENT_TITLES.get(placement, placement)
+        table = _markdown_table(header, rows) if fence == "```" else _list_table(header, rows)
+        parts.append(f"\n{title[0].upper()}{title[1:]}:\n\n{table}")
+    return "".join(parts)
 
 
 def _list_table(header: list[str], rows: list[list[str]]) -> str:
