@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import anyio
 
+from adapter._asgi_cancel import GraceCancel
 from adapter._asgi_handoff import Handoff
 from adapter._asgi_request_body import BODY_PIECE_SIZE, Chunk, RequestBody
 from adapter._asgi_response import ResponseBody, internal_server_error
@@ -46,9 +47,6 @@ __all__ = ["AsgiToWsgiResponder"]
 logger = logging.getLogger("adapter")
 
 T = TypeVar("T")
-
-DISCONNECT_GRACE = 1.0
-"""Seconds an app gets to end by itself once the client is gone, before cancellation."""
 
 
 class AsgiToWsgiResponder:
@@ -88,7 +86,7 @@ class AsgiToWsgiResponder:
         self._task_done = False
         self._task_error: BaseException | None = None
         self._final: tuple[Handoff[Chunk], bytes] | None = None
-        self._cancel_scope: anyio.CancelScope | None = None
+        self._grace = GraceCancel(loop.backend)
         self._task_outcome: Handoff[BaseException | None] = Handoff()
 
     # ---- request thread -------------------------------------------------------------
@@ -229,10 +227,8 @@ class AsgiToWsgiResponder:
     def _loop_client_gone(self) -> None:
         self._client_gone = True
         self._wake()
-        if self._cancel_scope is not None and not self._task_done:
-            self._cancel_scope.deadline = min(
-                self._cancel_scope.deadline, self._loop.clock() + DISCONNECT_GRACE
-            )
+        if not self._task_done:
+            self._grace.client_gone(self._loop.clock())
 
     # ---- loop thread: the app's task ------------------------------------------------
 
@@ -240,8 +236,7 @@ class AsgiToWsgiResponder:
         current_mailbox.set(self._mailbox)
         error: BaseException | None = None
         try:
-            with anyio.CancelScope() as self._cancel_scope:
-                await self._app(self._scope, self._receive, self._send)
+            await self._grace.run(self._app, self._scope, self._receive, self._send)
         except BaseException as exc:
             error = exc
             if not isinstance(exc, Exception):
@@ -251,6 +246,7 @@ class AsgiToWsgiResponder:
 
     def _end_task(self, error: BaseException | None) -> None:
         self._task_done = True
+        self._grace.task_ended()
         self._task_error = error
         self._wake()
         wanted, self._wanted = self._wanted, None

@@ -16,8 +16,10 @@ import anyio
 import anyio.lowlevel
 import pytest
 
+import adapter._asgi_cancel
 from adapter import AsgiToWsgi, LifespanFailed
-from adapter._types import Receive, Scope, Send
+from adapter._asgi_cancel import GraceCancel
+from adapter._types import Message, Receive, Scope, Send
 from adapter.loop import get_loop
 from tests.servers import run_python
 from tests.test_asgi_to_wsgi import backend, call, make_environ, open_response, respond
@@ -105,6 +107,89 @@ def test_app_ignoring_the_disconnect_is_cancelled_after_a_grace(backend: str) ->
     iterable.close()
     assert outcome == ["cancelled"]
     assert loop_task_count(backend) == baseline
+
+
+def test_app_swallowing_the_cancellation_is_cancelled_again(
+    backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # anyio's cancellation is level-triggered; on asyncio, where the task is cancelled
+    # natively, it is delivered again until the app gives in.
+    monkeypatch.setattr(adapter._asgi_cancel, "DISCONNECT_GRACE", 0.01)
+    outcome: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send(START)
+        await send(TICK)
+        try:
+            await anyio.sleep_forever()
+        except anyio.get_cancelled_exc_class():
+            outcome.append("swallowed")
+        try:
+            await anyio.sleep_forever()
+        except anyio.get_cancelled_exc_class():
+            outcome.append("cancelled")
+            raise
+
+    baseline = loop_task_count(backend)
+    _, iterator, iterable = open_response(
+        AsgiToWsgi(app, lifespan="off", backend=backend), make_environ()
+    )
+    assert next(iterator) == b"tick"
+    iterable.close()  # no error reaches the server: the cancellation was ours
+    assert outcome == ["swallowed", "cancelled"]
+    assert loop_task_count(backend) == baseline
+
+
+@pytest.mark.anyio
+async def test_a_cancellation_not_ours_goes_on(anyio_backend: tuple[str, object]) -> None:
+    grace = GraceCancel(anyio_backend[0])
+    started = anyio.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        started.set()
+        await anyio.sleep_forever()
+
+    async def receive() -> Message:
+        raise AssertionError("not called")
+
+    async def send(message: Message) -> None:
+        raise AssertionError("not called")
+
+    outcome: list[str] = []
+
+    async def run() -> None:
+        try:
+            await grace.run(app, {}, receive, send)
+        except anyio.get_cancelled_exc_class():
+            outcome.append("went on")
+            raise
+        outcome.append("swallowed")
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(run)
+            await started.wait()
+            tasks.cancel_scope.cancel()  # someone else's: it must reach the caller
+    assert outcome == ["went on"]
+
+
+@pytest.mark.anyio
+async def test_client_gone_before_the_app_started_still_cancels_it(
+    anyio_backend: tuple[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(adapter._asgi_cancel, "DISCONNECT_GRACE", 0.01)
+    grace = GraceCancel(anyio_backend[0])
+    grace.client_gone(anyio.current_time())  # e.g. the request thread was interrupted
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await anyio.sleep_forever()
+
+    async def unused(*args: object) -> Any:
+        raise AssertionError("not called")
+
+    with anyio.fail_after(10):
+        await grace.run(app, {}, unused, unused)  # ends quietly: the cancellation is ours
+    grace.task_ended()
 
 
 def test_no_task_is_left_behind_however_requests_end(backend: str) -> None:
