@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
@@ -37,8 +37,6 @@ from adapter.loop import SharedLoop
 from adapter.scope import status_line, wsgi_headers
 
 if TYPE_CHECKING:
-    import concurrent.futures
-
     # typeshed's protocol, so type checkers accept us wherever a WSGI app is expected.
     from _typeshed.wsgi import StartResponse
 
@@ -93,10 +91,8 @@ class AsgiToWsgiResponder:
 
     def _wait(self, handoff: Handoff[T]) -> T:
         # The one place the request thread blocks (issue 4 point 6): through the
-        # mailbox, so work the app posts to this thread runs while it waits.  wait()
-        # is typed for a concurrent.futures.Future but uses only the three methods
-        # a Handoff has (done, add_done_callback, result).
-        return self._mailbox.wait(cast("concurrent.futures.Future[T]", handoff))
+        # mailbox, so work the app posts to this thread runs while it waits.
+        return self._mailbox.wait(handoff)
 
     def respond(self, start_response: StartResponse) -> Iterable[bytes]:
         """Start the app, wait for its response start and first body message.

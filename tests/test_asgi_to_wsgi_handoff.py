@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import threading
-from typing import cast
 
 import pytest
 
@@ -88,14 +86,13 @@ def test_callback_runs_exactly_once_when_racing_completion() -> None:
 
 
 def test_mailbox_wait_across_threads() -> None:
-    # What the responder does: the request thread waits through its mailbox (typed for
-    # a concurrent.futures.Future, duck-typed by Handoff) for a result set elsewhere.
+    # What the responder does: the request thread waits through its mailbox for a
+    # result set in another thread.
     mailbox = ThreadMailbox()
     for expected in range(300):
         handoff: Handoff[int] = Handoff()
         completer = threading.Thread(target=handoff.set_result, args=(expected,))
         completer.start()
-        waited = cast("concurrent.futures.Future[int]", handoff)
-        assert mailbox.wait(waited, timeout=10) == expected
+        assert mailbox.wait(handoff, timeout=10) == expected
         completer.join()
     mailbox.close()
