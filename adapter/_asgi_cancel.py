@@ -5,50 +5,55 @@ gone (``http.disconnect``, ``send()`` raising :class:`OSError`); an app that loo
 neither, say one stuck in ``await anyio.sleep_forever()``, is cancelled once
 :data:`DISCONNECT_GRACE` has passed, so its task ends and nothing stays pending.
 
-On trio the app runs in an :class:`anyio.CancelScope` whose deadline is moved.  On
-asyncio an anyio cancel scope costs more than the rest of a small request (entering it
-registers the new task with anyio, ~40k instructions per request, measured), for a
-path nearly no request takes; there the task is cancelled natively (``Task.cancel``),
-again every :data:`REDELIVERY` seconds while it carries on, as anyio's level-triggered
-cancellation would.  The one difference: a native cancellation also interrupts
-sections the app shields with ``anyio.CancelScope(shield=True)``.
+The app runs in an anyio cancel scope whose deadline is moved, on asyncio and trio
+alike, so the cancellation is anyio's: level-triggered (an app that swallows it meets
+it again at its next checkpoint) and stopped by the app's own shielded sections
+(``anyio.CancelScope(shield=True)``), which finish their clean-up first.  A native
+``Task.cancel()`` would cost less but would cut such clean-up short.
+
+Building the scope through :class:`anyio.CancelScope` looks the backend up through
+sniffio on every request; we build later scopes from the class the first one had (the
+backend's own), which anyio's constructor would return anyway.
 """
 
 from __future__ import annotations
-
-import asyncio
-import sys
 
 import anyio
 
 from adapter._types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["DISCONNECT_GRACE", "REDELIVERY", "GraceCancel"]
+__all__ = ["DISCONNECT_GRACE", "GraceCancel"]
 
 DISCONNECT_GRACE = 1.0
 """Seconds an app gets to end by itself once the client is gone, before cancellation."""
 
-REDELIVERY = 0.05
-"""Seconds between native cancellations of an asyncio task that swallowed the last."""
+_scope_classes: dict[str, type[anyio.CancelScope]] = {}
+
+
+def _new_scope(backend: str) -> anyio.CancelScope:
+    scope_class = _scope_classes.get(backend)
+    if scope_class is not None:
+        return scope_class()
+    scope = anyio.CancelScope()
+    if isinstance(scope, anyio.CancelScope):  # anyio's own promise; kept only if true
+        _scope_classes[backend] = type(scope)
+    return scope
 
 
 class GraceCancel:
     """Runs one app call so that it can be cancelled a grace after the client goes.
 
-    Loop thread only: :meth:`run` in the app's task, :meth:`client_gone` and
-    :meth:`task_ended` from callbacks or that task.
+    Loop thread only: :meth:`run` in the app's task, :meth:`client_gone` from callbacks
+    or that task.
 
     :param backend: the loop's anyio backend, ``"asyncio"`` or ``"trio"``.
     """
 
-    __slots__ = ("_backend", "_cancels", "_gone_early", "_scope", "_task", "_timer")
+    __slots__ = ("_backend", "_gone_early", "_scope")
 
     def __init__(self, backend: str) -> None:
         self._backend = backend
-        self._scope: anyio.CancelScope | None = None  # trio
-        self._task: asyncio.Task[object] | None = None  # asyncio
-        self._timer: asyncio.TimerHandle | None = None
-        self._cancels = 0
+        self._scope: anyio.CancelScope | None = None
         # The client went before the task started (the request thread interrupted):
         # the grace is armed as the app starts.
         self._gone_early: float | None = None
@@ -59,31 +64,10 @@ class GraceCancel:
         :param app: the ASGI app, and its arguments after it.
         :raises BaseException: whatever the app raises, but our own cancellation.
         """
-        if self._backend != "asyncio":
-            with anyio.CancelScope() as self._scope:
-                if self._gone_early is not None:
-                    self.client_gone(self._gone_early)
-                await app(scope, receive, send)
-            return
-        self._task = asyncio.current_task()
-        if self._gone_early is not None:
-            self.client_gone(self._gone_early)
-        try:
+        with _new_scope(self._backend) as self._scope:
+            if self._gone_early is not None:
+                self.client_gone(self._gone_early)
             await app(scope, receive, send)
-        except asyncio.CancelledError:
-            if not self._cancels or not self._only_ours():
-                raise
-
-    def _only_ours(self) -> bool:
-        # Take back our cancellation requests; what is left came from someone else
-        # (the loop shutting down), and must go on.  Python 3.10 does not count them.
-        task = self._task
-        if sys.version_info >= (3, 11) and task is not None:
-            for _ in range(self._cancels):
-                task.uncancel()
-            self._cancels = 0
-            return task.cancelling() == 0
-        return True
 
     def client_gone(self, clock: float) -> None:
         """Cancel the app's task once the grace has passed, unless it ends before.
@@ -92,24 +76,5 @@ class GraceCancel:
         """
         if self._scope is not None:
             self._scope.deadline = min(self._scope.deadline, clock + DISCONNECT_GRACE)
-        elif self._task is not None:
-            if self._timer is None:
-                self._timer = self._task.get_loop().call_later(DISCONNECT_GRACE, self._cancel)
         else:
             self._gone_early = clock
-
-    def _cancel(self) -> None:
-        task = self._task
-        if task is None or task.done():
-            return
-        if task.cancel():
-            self._cancels += 1
-        # Again a little later, should the app catch CancelledError and carry on.
-        self._timer = task.get_loop().call_later(REDELIVERY, self._cancel)
-
-    def task_ended(self) -> None:
-        """Forget the task and stop any pending cancellation; call as the task ends."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._task = None

@@ -242,7 +242,6 @@ class AsgiToWsgiResponder:
 
     def _end_task(self, error: BaseException | None) -> None:
         self._task_done = True
-        self._grace.task_ended()
         self._task_error = error
         self._wake()
         wanted, self._wanted = self._wanted, None

@@ -112,8 +112,7 @@ def test_app_ignoring_the_disconnect_is_cancelled_after_a_grace(backend: str) ->
 def test_app_swallowing_the_cancellation_is_cancelled_again(
     backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # anyio's cancellation is level-triggered; on asyncio, where the task is cancelled
-    # natively, it is delivered again until the app gives in.
+    # anyio's cancellation is level-triggered: an app that swallows it meets it again.
     monkeypatch.setattr(adapter._asgi_cancel, "DISCONNECT_GRACE", 0.01)
     outcome: list[str] = []
 
@@ -189,7 +188,33 @@ async def test_client_gone_before_the_app_started_still_cancels_it(
 
     with anyio.fail_after(10):
         await grace.run(app, {}, unused, unused)  # ends quietly: the cancellation is ours
-    grace.task_ended()
+
+
+def test_a_shielded_clean_up_finishes_before_the_grace_cancellation_lands(
+    backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The cancellation is anyio's, so the app's shielded sections are respected.
+    monkeypatch.setattr(adapter._asgi_cancel, "DISCONNECT_GRACE", 0.01)
+    outcome: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send(START)
+        await send(TICK)
+        try:
+            await anyio.sleep_forever()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.sleep(0.2)  # outlasts the grace, inside the shield
+                outcome.append("clean-up finished")
+
+    baseline = loop_task_count(backend)
+    _, iterator, iterable = open_response(
+        AsgiToWsgi(app, lifespan="off", backend=backend), make_environ()
+    )
+    assert next(iterator) == b"tick"
+    iterable.close()
+    assert outcome == ["clean-up finished"]
+    assert loop_task_count(backend) == baseline
 
 
 def test_no_task_is_left_behind_however_requests_end(backend: str) -> None:
