@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 
 from adapter._asgi_cancel import GraceCancel
-from adapter._asgi_handoff import Handoff
 from adapter._asgi_request_body import BODY_PIECE_SIZE, Chunk, RequestBody
 from adapter._asgi_response import ResponseBody, internal_server_error
+from adapter._handoff import Handoff
 from adapter._outer import MailboxClosed, ThreadMailbox, current_mailbox
 from adapter._types import ASGIApp, Environ, Message, Scope
 from adapter.exceptions import ClientGone, ProtocolError

@@ -41,7 +41,7 @@ T_co = TypeVar("T_co", covariant=True)
 
 class Completion(Protocol[T_co]):
     """What :meth:`ThreadMailbox.wait` waits for: a :class:`concurrent.futures.Future`, or
-    the lighter one-shot :class:`adapter._asgi_handoff.Handoff` of the hot paths."""
+    the lighter one-shot :class:`adapter._handoff.Handoff` of the hot paths."""
 
     def done(self) -> bool: ...
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import anyio
 
-from adapter._asgi_handoff import Handoff
+from adapter._handoff import Handoff
 from adapter._sync_calls import CoroutineFunction, Outcome, capture
 from adapter._sync_threads import run_in_worker
 

@@ -33,7 +33,7 @@ import anyio
 import anyio.from_thread
 import anyio.to_thread
 
-from adapter._asgi_handoff import Handoff
+from adapter._handoff import Handoff
 from adapter._sync_calls import (
     CoroutineFunction,
     Outcome,

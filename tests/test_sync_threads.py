@@ -45,7 +45,12 @@ def test_an_idle_worker_ends_after_the_idle_timeout_and_a_new_one_serves_next(
     # A fresh worker, so that it reads the short timeout.
     held = threading.Event()
     started = threading.Event()
-    run_in_worker(lambda: (started.set(), held.wait(10)))
+
+    def hold() -> None:
+        started.set()
+        held.wait(10)
+
+    run_in_worker(hold)
     assert started.wait(10)
     worker = _run_and_name_the_thread()  # the busy one is not idle: another serves this
     held.set()

@@ -1,4 +1,4 @@
-"""Handoff: AsgiToWsgi's one-shot result from the loop thread to the request thread."""
+"""adapter._handoff: a one-shot result from a loop thread to the sync thread waiting for it."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from adapter._asgi_handoff import Handoff
+from adapter._handoff import Handoff
 from adapter._outer import ThreadMailbox
 
 

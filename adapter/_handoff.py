@@ -1,11 +1,12 @@
-"""A one-shot result handed from the loop thread to the request thread that waits for it.
+"""A one-shot result handed from an event loop thread to a sync thread that waits for it.
 
 :class:`adapter._asgi_responder.AsgiToWsgiResponder` makes two or more of these per
-request (the first body message, the app task's outcome, each further chunk), so they
-are on the hot path.  A :class:`concurrent.futures.Future` would do, but it builds a
-``threading.Condition`` per instance and enters it (a Python-level ``RLock`` wrapper)
-on every ``done()``, ``result()``, ``set_result()`` and ``add_done_callback()``: about
-eight times per request.  A :class:`Handoff` guards its one callback with a plain
+request (the first body message, the app task's outcome, each further chunk), and
+``async_to_sync`` one per call (the coroutine's outcome), so they are on the hot path.
+A :class:`concurrent.futures.Future` would do, but it builds a ``threading.Condition``
+per instance and enters it (a Python-level ``RLock`` wrapper) on every ``done()``,
+``result()``, ``set_result()`` and ``add_done_callback()``: about eight times per
+request.  A :class:`Handoff` guards its one callback with a plain
 ``threading.Lock`` taken twice, and reads its flag without a lock.
 
 It has the part of the future interface that :meth:`ThreadMailbox.wait
