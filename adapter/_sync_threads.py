@@ -65,10 +65,9 @@ class _Inbox:
         """The next work; :class:`queue.Empty` after ``timeout`` seconds without any."""
         deadline = time.monotonic() + timeout
         while not self.work:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if time.monotonic() >= deadline:
                 raise queue.Empty
-            self.bell.sleep(remaining)
+            self.bell.sleep(timeout)  # one value always: no system call to change it
         return self.work.popleft()
 
 
