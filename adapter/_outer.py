@@ -12,26 +12,23 @@ owner closes it:
   ``wait``, or its next one, or when it closes the mailbox.  Posting to a closed mailbox
   raises :class:`MailboxClosed` at once, so a caller never waits for work that will
   never run (the poster turns it into the failure of its own call).
-- ``wait(future)`` runs posted work until ``future`` is done.  Between jobs the owner
-  sleeps on its thread's doorbell (:mod:`adapter._doorbell`), which each post and the
-  future's completion ring: no polling, and the cheapest wake-up we measured, because
-  ``wait`` is on the per-request hot path of ``AsgiToWsgi``.
+- ``wait(future)`` runs posted work until ``future`` is done.  The future's done
+  callback puts one wake-up marker in the queue: one wake-up per completed future and
+  no polling, because ``wait`` is on the per-request hot path of ``AsgiToWsgi``.
 - ``close()`` refuses new work, then runs what was already accepted, so nothing posted
   is lost silently.
 """
 
 from __future__ import annotations
 
-import collections
 import contextvars
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Protocol, TypeVar
-
-from adapter._doorbell import doorbell_for_this_thread
+from typing import Final, Protocol, TypeVar
 
 __all__ = ["Completion", "MailboxClosed", "ThreadMailbox", "current_mailbox"]
 
@@ -53,6 +50,13 @@ class Completion(Protocol[T_co]):
 logger = logging.getLogger("adapter")
 
 
+def _wake() -> None:
+    """The marker a completed future posts; running it does nothing."""
+
+
+_WAKE: Final = _wake
+
+
 class MailboxClosed(RuntimeError):
     """Raised by :meth:`ThreadMailbox.post` once the owner thread has closed the mailbox.
 
@@ -69,13 +73,11 @@ class ThreadMailbox:
     Usable as a context manager, which closes it on exit.
     """
 
-    __slots__ = ("_bell", "_closed", "_inbox", "_lock", "_owner")
+    __slots__ = ("_closed", "_inbox", "_lock", "_owner")
 
     def __init__(self) -> None:
         self._owner = threading.get_ident()
-        self._inbox: collections.deque[Callable[[], object]] = collections.deque()
-        # The owner sleeps on its thread's doorbell; posts and completions ring it.
-        self._bell = doorbell_for_this_thread()
+        self._inbox: queue.SimpleQueue[Callable[[], object]] = queue.SimpleQueue()
         # Makes "check closed, then queue" atomic against close(), so no work slips
         # into the queue after close() has drained it.
         self._lock = threading.Lock()
@@ -113,8 +115,7 @@ class ThreadMailbox:
                     "waiting for it (its async_to_sync call or WSGI request is over); "
                     "await the call before that thread's call returns"
                 )
-            self._inbox.append(func)
-        self._bell.ring()
+            self._inbox.put(func)
 
     def wait(self, future: Completion[T], timeout: float | None = None) -> T:
         """Run posted work in this (the owner) thread until ``future`` is done.
@@ -134,21 +135,22 @@ class ThreadMailbox:
                 "ThreadMailbox.wait() must be called from the thread that created the mailbox"
             )
         if not future.done():
+            inbox = self._inbox
             future.add_done_callback(self._post_wake)
             deadline = None if timeout is None else time.monotonic() + timeout
-            while True:
-                self._run_posted()
-                # Checked after the queue is empty and before sleeping: a completion or
-                # a post after this check rings the bell, so the sleep returns at once.
-                if future.done():
-                    break
+            while not future.done():
                 if deadline is None:
-                    self._bell.sleep()
+                    job = inbox.get()
                 else:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         raise TimeoutError(f"the future was not done after {timeout} seconds")
-                    self._bell.sleep(remaining)
+                    try:
+                        job = inbox.get(timeout=remaining)
+                    except queue.Empty:
+                        continue
+                if job is not _WAKE:
+                    self._run(job)
         return future.result()
 
     def close(self) -> None:
@@ -164,12 +166,13 @@ class ThreadMailbox:
             )
         with self._lock:
             self._closed = True
-        self._run_posted()
-
-    def _run_posted(self) -> None:
-        inbox = self._inbox
-        while inbox:
-            self._run(inbox.popleft())
+        while True:
+            try:
+                job = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            if job is not _WAKE:
+                self._run(job)
 
     def __enter__(self) -> ThreadMailbox:
         return self
@@ -185,7 +188,7 @@ class ThreadMailbox:
     def _post_wake(self, _future: object) -> None:
         # Bypasses the closed check on purpose: a wake-up is never work, and a
         # waiting owner must be woken even after close().
-        self._bell.ring()
+        self._inbox.put(_WAKE)
 
     @staticmethod
     def _run(job: Callable[[], object]) -> None:

@@ -18,19 +18,16 @@ with no threads and makes new ones as needed.
 
 from __future__ import annotations
 
-import collections
 import concurrent.futures
 import logging
 import os
 import queue
 import threading
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import anyio
 
-from adapter._doorbell import Doorbell
 from adapter._outer import ThreadMailbox
 
 if TYPE_CHECKING:
@@ -44,32 +41,7 @@ logger = logging.getLogger("adapter")
 #: Seconds an idle worker waits for more work before its thread ends.
 IDLE_WORKER_TIMEOUT = 10.0
 
-Work = tuple[Callable[[], object], Callable[[], object] | None]
-
-
-class _Inbox:
-    """One worker's work: a queue, and the worker's doorbell (:mod:`adapter._doorbell`),
-    whose socket write is a cheaper wake-up than a ``SimpleQueue``'s futex here."""
-
-    __slots__ = ("bell", "work")
-
-    def __init__(self) -> None:
-        self.work: collections.deque[Work] = collections.deque()
-        self.bell = Doorbell()
-
-    def put(self, work: Work) -> None:
-        self.work.append(work)
-        self.bell.ring()
-
-    def get(self, timeout: float) -> Work:
-        """The next work; :class:`queue.Empty` after ``timeout`` seconds without any."""
-        deadline = time.monotonic() + timeout
-        while not self.work:
-            if time.monotonic() >= deadline:
-                raise queue.Empty
-            self.bell.sleep(timeout)  # one value always: no system call to change it
-        return self.work.popleft()
-
+_Inbox = queue.SimpleQueue[tuple[Callable[[], object], Callable[[], object] | None]]
 
 _lock = threading.Lock()
 _idle_inboxes: list[_Inbox] = []
@@ -125,7 +97,7 @@ def run_in_worker(job: Callable[[], object], then: Callable[[], object] | None =
     with _lock:
         inbox = _idle_inboxes.pop() if _idle_inboxes else None
     if inbox is None:
-        inbox = _Inbox()
+        inbox = queue.SimpleQueue()
         threading.Thread(target=_work, args=(inbox,), name="adapter-worker", daemon=True).start()
     inbox.put((job, then))
 
@@ -149,13 +121,6 @@ async def run_limited(
 
 
 def _work(inbox: _Inbox) -> None:
-    try:
-        _serve(inbox)
-    finally:
-        inbox.bell.close()
-
-
-def _serve(inbox: _Inbox) -> None:
     while True:
         try:
             job, then = inbox.get(timeout=IDLE_WORKER_TIMEOUT)

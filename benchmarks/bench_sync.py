@@ -138,7 +138,7 @@ def floor_loop_to_thread(calls: int) -> float:
     """Two bare hand-offs, loop -> thread -> loop: what any sync_to_async must pay.
 
     Done the cheapest way we know: a job list and one byte on a socket pair to wake the
-    thread (as ``adapter._doorbell`` does), ``call_soon_threadsafe`` back.
+    thread, ``call_soon_threadsafe`` back.
     """
     jobs: collections.deque[Callable[[], object] | None] = collections.deque()
     ear, bell = socket.socketpair()
