@@ -201,7 +201,9 @@ def conditions_text(results: Results, code: str = "`") -> str:
 READING = (
     "\"ours / this\" divides our row's figure by that row's (above 1: ours is ahead). The "
     "bare ASGI app on uvicorn is the server's ceiling with no adapter at all; AsgiToWsgi "
-    "around a bare ASGI hello shows the adapter's cost without Starlette's. A row \"with "
+    "around a bare ASGI hello shows the adapter's cost without Starlette's; the floor row "
+    "(plain WSGI plus one bare round trip to a loop thread) bounds every bridge that runs "
+    'the ASGI app on a loop thread, whatever its own cost. A row "with '
     'errors" answered under load but not always with 200, so its figure is not comparable.'
 )
 
