@@ -41,6 +41,7 @@ from adapter._sync_calls import (
     capture,
     outer_loop_of_this_call,
 )
+from adapter.loop import start_task
 
 if TYPE_CHECKING:
     import trio
@@ -146,16 +147,9 @@ class AsyncioLoop(LoopHandle):
         return future
 
     def _start(self, coro_fn: CoroutineFunction, future: Handoff[Outcome]) -> None:
-        coro = _settle_asyncio(coro_fn, future)
-        if sys.version_info >= (3, 12):
-            # The first step runs now, inside this callback, not a loop turn later: a
-            # coroutine that does not suspend is answered within this very call (about
-            # a third of a whole call's time, measured in benchmarks/bench_sync.py).
-            task = asyncio.Task(coro, loop=self.loop, eager_start=True)
-            if task.done():
-                return
-        else:
-            task = self.loop.create_task(coro)
+        task = start_task(self.loop, _settle_asyncio(coro_fn, future))
+        if task is None:
+            return  # a coroutine that did not suspend is answered already (3.12+)
         _running_tasks.add(task)
         task.add_done_callback(functools.partial(_after_asyncio, future))
 

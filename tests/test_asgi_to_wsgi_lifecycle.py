@@ -19,7 +19,7 @@ import pytest
 import adapter._asgi_cancel
 from adapter import AsgiToWsgi, LifespanFailed
 from adapter._asgi_cancel import GraceCancel
-from adapter._types import Message, Receive, Scope, Send
+from adapter._types import ASGIApp, Message, Receive, Scope, Send
 from adapter.loop import get_loop
 from tests.servers import run_python
 from tests.test_asgi_to_wsgi import backend, call, make_environ, open_response, respond
@@ -87,6 +87,18 @@ def test_client_gone_gives_disconnect_and_oserror_and_the_task_ends(backend: str
     assert loop_task_count(backend) == baseline  # nothing stays pending
 
 
+def leave_after_the_first_tick(app: ASGIApp, backend: str) -> None:
+    """Serve ``app``, take its first chunk, then close as a departing client's server
+    does; the app's task must be over by then, with no task left on the loop."""
+    baseline = loop_task_count(backend)
+    _, iterator, iterable = open_response(
+        AsgiToWsgi(app, lifespan="off", backend=backend), make_environ()
+    )
+    assert next(iterator) == b"tick"
+    iterable.close()
+    assert loop_task_count(backend) == baseline
+
+
 def test_app_ignoring_the_disconnect_is_cancelled_after_a_grace(backend: str) -> None:
     outcome: list[str] = []
 
@@ -99,14 +111,8 @@ def test_app_ignoring_the_disconnect_is_cancelled_after_a_grace(backend: str) ->
             outcome.append("cancelled")
             raise
 
-    baseline = loop_task_count(backend)
-    _, iterator, iterable = open_response(
-        AsgiToWsgi(app, lifespan="off", backend=backend), make_environ()
-    )
-    assert next(iterator) == b"tick"
-    iterable.close()
+    leave_after_the_first_tick(app, backend)
     assert outcome == ["cancelled"]
-    assert loop_task_count(backend) == baseline
 
 
 def test_app_swallowing_the_cancellation_is_cancelled_again(
@@ -129,14 +135,8 @@ def test_app_swallowing_the_cancellation_is_cancelled_again(
             outcome.append("cancelled")
             raise
 
-    baseline = loop_task_count(backend)
-    _, iterator, iterable = open_response(
-        AsgiToWsgi(app, lifespan="off", backend=backend), make_environ()
-    )
-    assert next(iterator) == b"tick"
-    iterable.close()  # no error reaches the server: the cancellation was ours
+    leave_after_the_first_tick(app, backend)  # no error reaches the server: ours
     assert outcome == ["swallowed", "cancelled"]
-    assert loop_task_count(backend) == baseline
 
 
 @pytest.mark.anyio
@@ -207,14 +207,8 @@ def test_a_shielded_clean_up_finishes_before_the_grace_cancellation_lands(
                 await anyio.sleep(0.2)  # outlasts the grace, inside the shield
                 outcome.append("clean-up finished")
 
-    baseline = loop_task_count(backend)
-    _, iterator, iterable = open_response(
-        AsgiToWsgi(app, lifespan="off", backend=backend), make_environ()
-    )
-    assert next(iterator) == b"tick"
-    iterable.close()
+    leave_after_the_first_tick(app, backend)
     assert outcome == ["clean-up finished"]
-    assert loop_task_count(backend) == baseline
 
 
 def test_no_task_is_left_behind_however_requests_end(backend: str) -> None:
