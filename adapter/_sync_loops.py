@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import functools
 import logging
 import os
 import sys
@@ -41,7 +40,7 @@ from adapter._sync_calls import (
     capture,
     outer_loop_of_this_call,
 )
-from adapter.loop import start_task
+from adapter._tasks import spawn, spawn_threadsafe
 
 if TYPE_CHECKING:
     import trio
@@ -58,8 +57,6 @@ __all__ = [
 
 logger = logging.getLogger("adapter")
 
-# asyncio keeps only weak references to tasks; these are ours until they finish.
-_running_tasks: set[asyncio.Task[None]] = set()
 _default_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter]
 _default_limiters = weakref.WeakKeyDictionary()
 
@@ -137,21 +134,13 @@ class AsyncioLoop(LoopHandle):
 
     def submit(self, coro_fn: CoroutineFunction, context: contextvars.Context) -> Handoff[Outcome]:
         future: Handoff[Outcome] = Handoff()
-        # The callback runs in `context`, and a task copies the context it is made in.
-        self.loop.call_soon_threadsafe(self._start, coro_fn, future, context=context)
+        spawn_threadsafe(self.loop, _settle, coro_fn, future, context=context)
         return future
 
     def start(self, coro_fn: CoroutineFunction, context: contextvars.Context) -> Handoff[Outcome]:
         future: Handoff[Outcome] = Handoff()
-        context.run(self._start, coro_fn, future)
+        spawn(self.loop, _settle, coro_fn, future, context=context)
         return future
-
-    def _start(self, coro_fn: CoroutineFunction, future: Handoff[Outcome]) -> None:
-        task = start_task(self.loop, _settle(coro_fn, future))
-        if task is None:
-            return  # a coroutine that did not suspend is answered already (3.12+)
-        _running_tasks.add(task)
-        task.add_done_callback(functools.partial(_after_asyncio, future))
 
 
 def _finish_asyncio(call: ThreadCall) -> None:
@@ -223,15 +212,6 @@ async def _settle(coro_fn: CoroutineFunction, future: Handoff[Outcome]) -> None:
     # (benchmarks/bench_sync.py, "on the outer loop"), a few microseconds less than from
     # a done callback a loop turn later.
     future.set_result(await capture(coro_fn))
-
-
-def _after_asyncio(future: Handoff[Outcome], task: asyncio.Task[None]) -> None:
-    _running_tasks.discard(task)
-    if not future.done():
-        # Cancelled before its first step (asyncio.run cancelling what is left), so it
-        # never entered `capture`, which hands every later outcome over as a result.
-        error = asyncio.CancelledError("the event loop cancelled the coroutine before it started")
-        future.set_result(Outcome(None, error, contextvars.copy_context()))
 
 
 def current_loop() -> LoopHandle:
@@ -310,8 +290,7 @@ def _start_here(coro_fn: CoroutineFunction, context: contextvars.Context) -> Han
 
 def _forget_loops_after_fork() -> None:
     # A child of fork() has none of the parent's loops running.
-    global _running_tasks, _default_limiters
-    _running_tasks = set()
+    global _default_limiters
     _default_limiters = weakref.WeakKeyDictionary()
 
 

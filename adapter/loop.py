@@ -20,12 +20,11 @@ Interface (for ``adapter.asgi_to_wsgi``, ``adapter.sync`` and tests):
 - :meth:`SharedLoop.call_soon_threadsafe` runs a plain callback on the loop thread: the
   cheapest hop, one per request start and one per wanted response chunk.
 - :meth:`SharedLoop.call_soon` does the same from the loop thread itself.
-- :meth:`SharedLoop.spawn_soon` starts a task on the loop from any thread; the task
-  must handle its own errors (anything escaping is logged, never raised elsewhere).
+- :meth:`SharedLoop.spawn_soon` starts a task on the loop from another thread (through
+  :mod:`adapter._tasks` on asyncio); the task must handle its own errors (anything
+  escaping is logged, never raised elsewhere).
 - :meth:`SharedLoop.clock` is the loop's clock for callbacks running on it.
 - :meth:`SharedLoop.in_loop_thread` tells whether the caller runs on the loop thread.
-- :func:`start_task` starts a task on an asyncio loop from its own thread, running its
-  first step at once where Python allows (3.12+); ``adapter._sync_loops`` uses it too.
 """
 
 from __future__ import annotations
@@ -34,18 +33,17 @@ import asyncio
 import importlib.util
 import logging
 import os
-import sys
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
 from anyio.from_thread import BlockingPortal
 
-__all__ = ["SharedLoop", "get_loop", "start_task"]
+from adapter._tasks import spawn_threadsafe
 
-T = TypeVar("T")
+__all__ = ["SharedLoop", "get_loop"]
 
 logger = logging.getLogger("adapter")
 
@@ -68,8 +66,6 @@ class SharedLoop:
         self._call_soon: Callable[..., object] | None = None
         self._task_group: TaskGroup | None = None
         self._asyncio_loop: asyncio.AbstractEventLoop | None = None
-        # asyncio keeps only weak references to tasks; these keep them alive.
-        self._asyncio_tasks: set[asyncio.Task[None]] = set()
         self.portal: BlockingPortal | None = None
         # "adapter-loop-asyncio", "adapter-loop-trio", "adapter-loop-asyncio-use_uvloop".
         name = "-".join(
@@ -155,28 +151,24 @@ class SharedLoop:
             self.call_soon_threadsafe(callback, *args)
 
     def spawn_soon(self, async_fn: Callable[..., Awaitable[object]], *args: Any) -> None:
-        """Start ``async_fn(*args)`` as a task on the loop; callable from any thread.
+        """Start ``async_fn(*args)`` as a task on the loop; from any thread but the loop's.
 
         :param async_fn: the coroutine function to run; it should handle its own
             errors (an escaping exception is logged to the ``adapter`` logger).
         :param args: its positional arguments.
         """
-        self.call_soon_threadsafe(self._start_task, async_fn, args)
-
-    def _start_task(
-        self, async_fn: Callable[..., Awaitable[object]], args: tuple[Any, ...]
-    ) -> None:
         if self._asyncio_loop is not None:
             # Straight to asyncio: the task-group bookkeeping costs more than the
             # request it would track, and _guarded already keeps errors contained.
-            task = start_task(self._asyncio_loop, self._guarded(async_fn, args))
-            if task is None:
-                return  # a hello world completes within this very call on 3.12+
-            self._asyncio_tasks.add(task)
-            task.add_done_callback(self._asyncio_tasks.discard)
+            spawn_threadsafe(self._asyncio_loop, self._guarded, async_fn, args)
         else:
-            assert self._task_group is not None
-            self._task_group.start_soon(self._guarded, async_fn, args)
+            self.call_soon_threadsafe(self._start_trio_task, async_fn, args)
+
+    def _start_trio_task(
+        self, async_fn: Callable[..., Awaitable[object]], args: tuple[Any, ...]
+    ) -> None:
+        assert self._task_group is not None
+        self._task_group.start_soon(self._guarded, async_fn, args)
 
     @staticmethod
     async def _guarded(async_fn: Callable[..., Awaitable[object]], args: tuple[Any, ...]) -> None:
@@ -185,21 +177,6 @@ class SharedLoop:
             await async_fn(*args)
         except Exception:
             logger.exception("a task on the adapter event loop failed")
-
-
-def start_task(
-    loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]
-) -> asyncio.Task[T] | None:
-    """Start ``coro`` as a task on ``loop``, from ``loop``'s own thread.
-
-    On Python 3.12+ its first step runs now, inside the caller, instead of one loop turn
-    later (an extra pass of the loop per task, measured: about a third of a small
-    ``async_to_sync`` call); ``None`` if it already finished there.
-    """
-    if sys.version_info >= (3, 12):
-        task = asyncio.Task(coro, loop=loop, eager_start=True)
-        return None if task.done() else task
-    return loop.create_task(coro)
 
 
 def _run_logged(callback: Callable[..., object], args: tuple[Any, ...]) -> None:
