@@ -84,17 +84,23 @@ def spawn_threadsafe(
     :param loop: a running loop of another thread.
     :param async_fn: the coroutine function; what it raises stays in its task.
     :param args: its positional arguments.
-    :param context: the context the task runs in a copy of (default: the caller's).
+    :param context: the context the task runs in, or in a copy of (default: a copy of
+        the caller's); not to be entered elsewhere once given.
     :raises RuntimeError: if ``loop`` is closed.
     """
     if context is None:
         context = contextvars.copy_context()
     if _MADE_IN_THE_CALLER and type(loop) in _PLAIN_LOOPS and not loop.get_debug():
-        context.run(asyncio.Task, _started(async_fn, args), loop=loop)
+        if sys.version_info >= (3, 11):
+            asyncio.Task(_started(async_fn, args), loop=loop, context=context)
+        else:  # no context= before 3.11: the task copies the one it is made in
+            context.run(asyncio.Task, _started(async_fn, args), loop=loop)
         # What call_soon_threadsafe does after its append: wake the loop, here to run
         # the task's first step (the method is there on every loop of _PLAIN_LOOPS).
         loop._write_to_self()  # type: ignore[attr-defined]
     else:
+        # The callback runs in `context` (call_soon_threadsafe's own argument), and the
+        # task spawn makes there copies it.
         loop.call_soon_threadsafe(spawn, loop, async_fn, *args, context=context)
 
 

@@ -232,7 +232,7 @@ def _async_to_sync(
         context = contextvars.copy_context()
         # Thread-sensitive calls made by the coroutine come back to this thread.
         context.run(current_mailbox.set, mailbox)
-        coro_fn = functools.partial(func, *args, **kwargs)
+        coro_fn = functools.partial(func, *args, **kwargs) if args or kwargs else func
         try:
             future = None if force_new_loop else start_on_outer_loop(coro_fn, context)
             if future is None:
