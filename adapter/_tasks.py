@@ -19,12 +19,14 @@ before it wakes the loop): asyncio's own selector and proactor loops out of debu
 on 3.10 and 3.11, whose code no longer changes.  Any other loop (uvloop's among them)
 gets the callback.
 
-A task started here keeps itself referenced while it runs (asyncio keeps only weak
-references to tasks) without a done callback, which would cost a loop pass after the
-task.  Its coroutine function always starts: a task cancelled before its first step
-runs ``async_fn``, which gets the cancellation at its first ``await``, so that it can
-still answer whoever waits for it (a sync thread, a WSGI request); plain asyncio would
-drop the coroutine unstarted, and the waiter would wait forever.
+A task started here stays referenced until it ends (asyncio keeps only weak references
+to tasks): on 3.10 and 3.11 it references itself, without a done callback, which would
+cost a loop pass after the task; on 3.12+ only a task that did not finish in its eager
+first step needs one.  Its coroutine function always starts: on 3.10 and 3.11 a task
+cancelled before its first step runs ``async_fn``, which gets the cancellation at its
+first ``await``, so that it can still answer whoever waits for it (a sync thread, a WSGI
+request); plain asyncio would drop the coroutine unstarted, and the waiter would wait
+forever.  (An eager task has no time before its first step.)
 """
 
 from __future__ import annotations
@@ -34,12 +36,12 @@ import contextvars
 import os
 import sys
 import types
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
 __all__ = ["spawn", "spawn_threadsafe"]
 
-AsyncFunction = Callable[..., Awaitable[object]]
+AsyncFunction = Callable[..., Coroutine[Any, Any, object]]
 
 # asyncio's own loops, the only ones whose call_soon is known to be a bare append.
 _PLAIN_LOOPS: tuple[type[asyncio.AbstractEventLoop], ...] = tuple(
@@ -66,11 +68,10 @@ def spawn(
     :param args: its positional arguments.
     :param context: the context the task runs in a copy of (default: the caller's).
     """
-    coro = _started(async_fn, args)
     if context is None:
-        _make_task(loop, coro)
+        _make_task(loop, async_fn, args)
     else:
-        context.run(_make_task, loop, coro)
+        context.run(_make_task, loop, async_fn, args)
 
 
 def spawn_threadsafe(
@@ -104,11 +105,16 @@ def spawn_threadsafe(
         loop.call_soon_threadsafe(spawn, loop, async_fn, *args, context=context)
 
 
-def _make_task(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]) -> None:
+def _make_task(
+    loop: asyncio.AbstractEventLoop, async_fn: AsyncFunction, args: tuple[Any, ...]
+) -> None:
     if sys.version_info >= (3, 12):
-        asyncio.Task(coro, loop=loop, eager_start=True)
+        task = asyncio.Task(async_fn(*args), loop=loop, eager_start=True)
+        if not task.done():  # it awaits something: keep it until it ends
+            _running.add(task)
+            task.add_done_callback(_running.discard)
     else:
-        loop.create_task(coro)
+        loop.create_task(_started(async_fn, args))
 
 
 def _nothing() -> None:

@@ -122,6 +122,7 @@ def test_a_task_is_referenced_while_it_runs_and_forgotten_when_it_ends(
     loop_thread.loop.call_soon_threadsafe(future.set_result, None)
     del future
     assert ended.result(timeout=10) == "woken"
+    loop_thread.run(lambda: None)  # a pass after the task's end (a done callback's turn)
     assert not loop_thread.run(lambda: task() in _tasks._running)
 
 
