@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import IO
 
 # One harness for tests and benchmarks: free ports, readiness, the start-failure error.
-from tests.servers import ServerFailed, free_port, stop_process_group
+from tests.servers import ServerFailed as ServerFailed  # re-exported for _scenarios
+from tests.servers import free_port, stop_process_group
 from tests.servers import port_accepts as _accepts
 
 ROOT = Path(__file__).resolve().parent.parent

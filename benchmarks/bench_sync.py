@@ -33,15 +33,12 @@ Cases:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import collections
-import json
 import os
 import platform
 import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -59,6 +56,7 @@ import asgiref.sync  # noqa: E402
 
 import adapter  # noqa: E402
 import adapter.sync  # noqa: E402
+from benchmarks import _placements  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "sync.json"
 GOAL = 0.5
@@ -304,65 +302,17 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-PLACEMENTS = ("one_cpu", "all_cpus")
-
-
-def pin(placement: str) -> str:
-    """Pin this process to one CPU for ``"one_cpu"`` (before any thread starts); describe it.
-
-    Threads inherit the affinity of the thread that starts them, so every thread of the
-    run (loops, the shared thread, the workers, asgiref's executors) shares the CPU.
-    """
-    usable = sorted(os.sched_getaffinity(0))
-    if placement == "one_cpu":
-        os.sched_setaffinity(0, {usable[-1]})
-        return f"pinned to CPU {usable[-1]} (os.sched_setaffinity)"
-    return f"free on CPUs {usable}"
-
-
-def run_placements(argv: list[str], output: Path) -> dict[str, Any]:
-    """Run this script once per placement, each in a fresh process; merge what they wrote."""
-    merged: dict[str, Any] = {}
-    for placement in PLACEMENTS:
-        part = output.with_name(f"{output.stem}-{placement}.json")
-        command = [sys.executable, __file__, *argv, "--placement", placement, "--output", str(part)]
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-        merged[placement] = json.loads(part.read_text())
-        part.unlink()
-    first = merged[PLACEMENTS[0]]
-    # The goal is judged on the first placement: its rows are the top-level ones.
-    return {**first, "placements": merged}
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="fewer calls and rounds")
-    parser.add_argument("--calls", type=int, help="calls per round (default 2000, quick 500)")
-    parser.add_argument("--rounds", type=int, help="rounds per library (default 9, quick 3)")
-    parser.add_argument(
-        "--placement",
-        choices=(*PLACEMENTS, "both"),
-        default="both",
-        help="one CPU, all CPUs, or both in turn (default), each in its own process",
+    return _placements.main(
+        argv,
+        script=__file__,
+        description=__doc__.splitlines()[0] if __doc__ else "",
+        unit=("calls", 2000, 500),
+        rounds=(9, 3),
+        output=RESULTS,
+        run=run,
+        table=table,
     )
-    parser.add_argument("--output", type=Path, default=RESULTS, help="where to write JSON")
-    args = parser.parse_args(argv)
-    if args.placement == "both":
-        passed = ["--quick"] if args.quick else []
-        passed += ["--calls", str(args.calls)] if args.calls else []
-        passed += ["--rounds", str(args.rounds)] if args.rounds else []
-        results = run_placements(passed, args.output)
-    else:
-        where = pin(args.placement)
-        calls = args.calls or (500 if args.quick else 2000)
-        rounds = args.rounds or (3 if args.quick else 9)
-        results = {**run(calls, rounds), "placement": args.placement, "placement_note": where}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2) + "\n")
-    for placement, data in results.get("placements", {args.placement: results}).items():
-        sys.stdout.write(f"{placement}: {data['placement_note']}\n{table(data)}\n\n")
-    sys.stdout.write(f"written to {args.output}\n")
-    return 0
 
 
 if __name__ == "__main__":

@@ -225,6 +225,9 @@ def markdown(results: Results) -> str:
             parts.append(f"\n### {title(results, section)}\n\n")
             parts.append(_markdown_table(*section_table(results, section)))
     parts.append("\n" + sync_text(results, "```") + "\n")
+    inprocess = asgi_inprocess_text("```")
+    if inprocess:
+        parts.append("\n" + inprocess + "\n")
     return "".join(parts)
 
 
@@ -279,6 +282,40 @@ def _sync_tables(data: dict[str, Any], heading: str, fence: str) -> str:
     return "".join(parts)
 
 
+def asgi_inprocess_text(fence: str) -> str:
+    """What bench_asgi.py last wrote (``benchmarks/results/asgi-inprocess.json``): AsgiToWsgi
+    called in-process, per placement; empty when it was not run."""
+    path = LATEST.parent / "asgi-inprocess.json"
+    if not path.exists():
+        return ""
+    data = json.loads(path.read_text())
+    heading = (
+        f"AsgiToWsgi in-process, no server, Python {data.get('python', '?')} "
+        f"(a separate run: benchmarks/results/{path.name})"
+    )
+    note = (
+        f"Each app called directly with gunicorn's environ for GET /, "
+        f"{data.get('requests_per_round', '?')} requests a round, {data.get('rounds', '?')} "
+        "interleaved rounds; µs per request: wall (best and median round), CPU of every "
+        "thread and context switches (median round)."
+    )
+    header = ["contender", "wall µs", "median µs", "CPU µs", "switches"]
+    parts = [f"### {heading}\n\n{note}\n" if fence == "```" else
+             f"{heading}\n{'~' * len(heading)}\n\n{note}\n"]  # fmt: skip
+    for placement, placed in data.get("placements", {"one_cpu": data}).items():
+        rows = [
+            [row["name"], f"{row['wall_us']:.1f}", f"{row['wall_median_us']:.1f}",
+             f"{row['cpu_us']:.1f}", f"{row['switches']:.2f}"]
+            for row in placed.get("rows", [])
+        ]  # fmt: skip
+        title = {"one_cpu": "pinned to one CPU", "all_cpus": "free on every CPU"}.get(
+            placement, placement
+        )
+        table = _markdown_table(header, rows) if fence == "```" else _list_table(header, rows)
+        parts.append(f"\n{title[0].upper()}{title[1:]}:\n\n{table}")
+    return "".join(parts)
+
+
 def _list_table(header: list[str], rows: list[list[str]]) -> str:
     lines = [".. list-table::", "   :header-rows: 1", ""]
     for row in [header, *rows]:
@@ -311,6 +348,9 @@ def rst(results: Results) -> str:
             parts.append(f".. image:: /benchmarks/{name}\n   :alt: {heading}\n\n")
         parts.append(_list_table(*section_table(results, section)))
     parts.append("\n" + sync_text(results, "rst"))
+    inprocess = asgi_inprocess_text("rst")
+    if inprocess:
+        parts.append("\n" + inprocess)
     return "".join(parts)
 
 
