@@ -50,6 +50,7 @@ class Lifespan:
         self._mode = mode
         self.state: dict[str, Any] = {}
         self._started_in_pid: int | None = None
+        self._started_on: SharedLoop | None = None
         self._failure: BaseException | None = None
         self._running = False
         self._loop: SharedLoop | None = None
@@ -65,11 +66,14 @@ class Lifespan:
         :raises LifespanFailed: if startup failed (``lifespan.startup.failed``, or any
             error in ``"on"`` mode); every later request raises it too.
         """
-        if self._started_in_pid != os.getpid():
+        # `loop` is another object in a forked child (or after a loop thread died): its
+        # identity says whether startup ran on it, with no system call per request.
+        if self._started_on is not loop:
             with self._lock:
-                if self._started_in_pid != os.getpid():
+                if self._started_on is not loop:
                     self._startup(loop)
                     self._started_in_pid = os.getpid()
+                    self._started_on = loop
         if self._failure is not None:
             raise LifespanFailed(f"ASGI lifespan startup failed: {self._failure}") from (
                 self._failure

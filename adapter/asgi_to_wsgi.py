@@ -9,7 +9,6 @@ request, :mod:`adapter._asgi_lifespan` runs the lifespan protocol, and
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -63,7 +62,6 @@ class AsgiToWsgi:
         self.backend_options = dict(backend_options or {})
         self._lifespan = Lifespan(asgi_app, lifespan)
         self._loop: SharedLoop | None = None
-        self._loop_pid = 0
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         """Serve one request (PEP 3333).
@@ -75,9 +73,8 @@ class AsgiToWsgi:
         """
         loop = self._loop
         # First use, a forked child, or (never expected) a loop thread that died.
-        if loop is None or self._loop_pid != os.getpid() or not loop.thread.is_alive():
+        if loop is None or not loop.alive:
             loop = self._loop = get_loop(self.backend, self.backend_options)
-            self._loop_pid = os.getpid()
         if loop.in_loop_thread():
             raise RuntimeError(
                 "AsgiToWsgi was called on its own event loop thread, where it would wait "

@@ -67,6 +67,10 @@ class SharedLoop:
         self._task_group: TaskGroup | None = None
         self._asyncio_loop: asyncio.AbstractEventLoop | None = None
         self.portal: BlockingPortal | None = None
+        # True from the thread's start until it ends, or until fork() leaves a child
+        # without it: callers check it per request, where Thread.is_alive() and
+        # os.getpid() would cost a call into the thread machinery and a system call.
+        self.alive = False
         # "adapter-loop-asyncio", "adapter-loop-trio", "adapter-loop-asyncio-use_uvloop".
         name = "-".join(
             ["adapter-loop", backend, *sorted(k for k, v in backend_options.items() if v)]
@@ -74,6 +78,7 @@ class SharedLoop:
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def _start(self) -> None:
+        self.alive = True
         self.thread.start()
         if not self._ready.wait(_START_TIMEOUT):
             raise RuntimeError(f"the adapter {self.backend} loop did not start in time")
@@ -89,6 +94,7 @@ class SharedLoop:
             self._failure = exc
             logger.exception("the adapter %s event loop stopped", self.backend)
         finally:
+            self.alive = False
             self._ready.set()
 
     async def _main(self) -> None:
@@ -114,7 +120,7 @@ class SharedLoop:
 
     def in_loop_thread(self) -> bool:
         """True when called on this loop's own thread."""
-        return threading.current_thread() is self.thread
+        return threading.get_ident() == self.thread.ident
 
     def clock(self) -> float:
         """The loop's clock (what ``anyio.current_time()`` says); on the loop thread only.
@@ -209,11 +215,11 @@ def get_loop(
         options.pop("use_uvloop")
     key: LoopKey = (backend, tuple(sorted(options.items())))
     shared = _loops.get(key)
-    if shared is not None and shared.thread.is_alive():
+    if shared is not None and shared.alive:
         return shared
     with _loops_lock:
         shared = _loops.get(key)
-        if shared is not None and not shared.thread.is_alive():
+        if shared is not None and not shared.alive:
             logger.error("the adapter %s loop thread had stopped; starting a new one", backend)
             shared = None
         if shared is None:
@@ -228,6 +234,8 @@ def _forget_parent_loops() -> None:
     # are gone and the lock may have been held by one of them.  Start afresh.
     global _loops_lock
     _loops_lock = threading.Lock()
+    for shared in _loops.values():
+        shared.alive = False  # for the AsgiToWsgi instances that still hold it
     _loops.clear()
 
 

@@ -187,3 +187,41 @@ def test_calling_asgi_to_wsgi_on_its_own_loop_thread_fails_fast(backend: str) ->
     assert shared.portal is not None
     with pytest.raises(RuntimeError, match="own event loop thread"):
         shared.portal.call(call, instance)
+
+
+def test_a_loop_thread_that_stopped_is_replaced_with_its_lifespan(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Never expected (the loop runs until the process exits), but if its thread ends,
+    # the next request starts a new loop and runs lifespan startup again on it.
+    startups: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await receive()
+            startups.append(threading.current_thread().name)
+            await send({"type": "lifespan.startup.complete"})
+            await receive()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        await respond(send, threading.current_thread().name.encode())
+
+    # Options of its own give this test a loop of its own, which it may stop.
+    options = {"debug": False}
+    wrapped = AsgiToWsgi(app, backend_options=options)
+    assert call(wrapped)[0].startswith("200")
+    first = get_loop("asyncio", options)
+    assert first.alive
+    assert first.portal is not None
+    assert first._task_group is not None
+    first.portal.call(first._task_group.cancel_scope.cancel)  # its anyio.run returns
+    first.thread.join(10)
+    assert not first.alive
+    with caplog.at_level("ERROR", logger="adapter"):
+        assert call(wrapped)[0].startswith("200")
+    second = get_loop("asyncio", options)
+    assert second is not first
+    assert second.alive
+    assert "had stopped; starting a new one" in caplog.text
+    assert len(startups) == 2
+    wrapped.close()
