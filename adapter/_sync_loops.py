@@ -41,6 +41,7 @@ from adapter._sync_calls import (
     outer_loop_of_this_call,
 )
 from adapter._tasks import spawn, spawn_threadsafe
+from adapter._waiter import DirectWaiter
 
 if TYPE_CHECKING:
     import trio
@@ -98,8 +99,8 @@ class AsyncioLoop(LoopHandle):
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
 
-    def new_waiter(self) -> asyncio.Future[None]:
-        return self.loop.create_future()
+    def new_waiter(self) -> DirectWaiter:
+        return DirectWaiter(self.loop)
 
     def default_limiter(self) -> anyio.CapacityLimiter:
         # anyio looks its limiter up through sniffio and a RunVar on every call, which
@@ -127,7 +128,7 @@ class AsyncioLoop(LoopHandle):
             # so that the call's thread is free and its context settled before we go.
             with anyio.CancelScope(shield=True):
                 while not call.finished:
-                    call.waiter = self.loop.create_future()
+                    call.waiter = DirectWaiter(self.loop)
                     with contextlib.suppress(asyncio.CancelledError):
                         await call.waiter
             raise
@@ -144,9 +145,9 @@ class AsyncioLoop(LoopHandle):
 
 
 def _finish_asyncio(call: ThreadCall) -> None:
+    # A plain callback of the loop: the waiting task resumes right here (DirectWaiter).
     call.finished = True
-    if not call.waiter.done():
-        call.waiter.set_result(None)
+    call.waiter.set()
 
 
 class TrioLoop(LoopHandle):
