@@ -49,7 +49,6 @@ class Lifespan:
         self._app = app
         self._mode = mode
         self.state: dict[str, Any] = {}
-        self._started_in_pid: int | None = None
         self._started_on: SharedLoop | None = None
         self._failure: BaseException | None = None
         self._running = False
@@ -72,7 +71,6 @@ class Lifespan:
             with self._lock:
                 if self._started_on is not loop:
                     self._startup(loop)
-                    self._started_in_pid = os.getpid()
                     self._started_on = loop
         if self._failure is not None:
             raise LifespanFailed(f"ASGI lifespan startup failed: {self._failure}") from (
@@ -160,10 +158,11 @@ class Lifespan:
         :raises RuntimeError: if called on the loop thread itself (it would deadlock).
         """
         with self._lock:
-            if self._started_in_pid != os.getpid() or not self._running:
-                return
             loop, requested = self._loop, self._shutdown_requested
-            assert loop is not None
+            # Not in a forked child (the parent's loop is not alive there), nor on a
+            # loop thread that has ended.
+            if not self._running or loop is None or not loop.alive:
+                return
             assert requested is not None
             if loop.in_loop_thread():
                 raise RuntimeError("AsgiToWsgi.close() must not be called on its event loop")

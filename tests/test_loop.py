@@ -212,10 +212,7 @@ def test_a_loop_thread_that_stopped_is_replaced_with_its_lifespan(
     assert call(wrapped)[0].startswith("200")
     first = get_loop("asyncio", options)
     assert is_alive(first)
-    assert first.portal is not None
-    assert first._task_group is not None
-    first.portal.call(first._task_group.cancel_scope.cancel)  # its anyio.run returns
-    first.thread.join(10)
+    stop(first)
     assert not is_alive(first)
     with caplog.at_level("ERROR", logger="adapter"):
         assert call(wrapped)[0].startswith("200")
@@ -230,3 +227,33 @@ def test_a_loop_thread_that_stopped_is_replaced_with_its_lifespan(
 def is_alive(loop: SharedLoop) -> bool:
     """The flag read anew each time (a type checker would keep what it saw last)."""
     return loop.alive
+
+
+def test_close_after_the_loop_thread_stopped_returns_without_a_shutdown() -> None:
+    # Lifespan shutdown runs on the loop startup ran on; with that loop gone there is
+    # nothing to shut down (nor in a forked child, where the parent's loop is gone).
+    events: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await receive()
+            await send({"type": "lifespan.startup.complete"})
+            events.append((await receive())["type"])
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        await respond(send, b"hello")
+
+    options = {"debug": False}
+    wrapped = AsgiToWsgi(app, backend_options=options)
+    assert call(wrapped)[0].startswith("200")
+    stop(get_loop("asyncio", options))
+    wrapped.close()  # neither raises nor waits for a loop that is gone
+    assert events == []
+
+
+def stop(loop: SharedLoop) -> None:
+    """End a shared loop's thread (its anyio.run returns), as tests only may."""
+    assert loop.portal is not None
+    assert loop._task_group is not None
+    loop.portal.call(loop._task_group.cancel_scope.cancel)
+    loop.thread.join(10)
