@@ -7,11 +7,13 @@ buffer and sending from one, so the client costs next to nothing beside the serv
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable, Set
 from dataclasses import dataclass
 
 RECV_BUFFER = 1024 * 1024
@@ -203,11 +205,30 @@ def parse_wrk(text: str) -> WrkResult:
     )
 
 
+def pinned_to(cpus: Set[int] | None) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that pins a child process (and what it forks) to ``cpus``, or None."""
+    if cpus is None:
+        return None
+    chosen = frozenset(cpus)
+
+    def pin() -> None:
+        os.sched_setaffinity(0, chosen)
+
+    return pin
+
+
 def run_wrk(
-    executable: str, url: str, *, threads: int, connections: int, seconds: float
+    executable: str,
+    url: str,
+    *,
+    threads: int,
+    connections: int,
+    seconds: float,
+    cpus: Set[int] | None = None,
 ) -> WrkResult:
     """Run wrk against ``url`` for ``seconds`` and parse its report.
 
+    :param cpus: the CPUs wrk may run on (default: any).
     :raises subprocess.TimeoutExpired: when wrk runs 30 seconds past its duration.
     :raises ValueError: when its report can not be read.
     """
@@ -221,5 +242,7 @@ def run_wrk(
         "--latency",
         url,
     ]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30)
+    done = subprocess.run(
+        argv, capture_output=True, text=True, timeout=seconds + 30, preexec_fn=pinned_to(cpus)
+    )
     return parse_wrk(done.stdout + done.stderr)

@@ -13,7 +13,7 @@ import logging
 import os
 import statistics
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Set
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,6 +123,11 @@ def _unavailable(row: Row, error: BaseException | str, server: _servers.Server |
     return row
 
 
+def unavailable_row(target: Target, why: str) -> Row:
+    """The row of a contender that was not measured, and why."""
+    return _unavailable(_base_row(target), why, None)
+
+
 def _check_hello(server: _servers.Server) -> str | None:
     """``None`` when ``GET /`` answers the hello world, else what went wrong."""
     try:
@@ -143,14 +148,19 @@ def _memory_row(server: _servers.Server) -> Row:
 
 
 def _start_all(
-    chosen: list[Target], rows: dict[str, Row], stack: contextlib.ExitStack
+    chosen: list[Target],
+    rows: dict[str, Row],
+    stack: contextlib.ExitStack,
+    cpus: Set[int] | None = None,
 ) -> dict[str, _servers.Server]:
     """Start every target (stopped when ``stack`` closes); those that answer the hello check."""
     live: dict[str, _servers.Server] = {}
     for target in chosen:
         try:
             server = stack.enter_context(
-                _servers.running(target.key, target.command, forks_worker=target.forks_worker)
+                _servers.running(
+                    target.key, target.command, forks_worker=target.forks_worker, cpus=cpus
+                )
             )
         except _servers.ServerFailed as error:
             _unavailable(rows[target.key], str(error), None)
@@ -163,19 +173,36 @@ def _start_all(
     return live
 
 
-def measure_rps(chosen: list[Target], settings: Settings, wrk: str | None) -> dict[str, Row]:
+def split_cpus() -> tuple[frozenset[int], frozenset[int]] | None:
+    """One usable CPU for the server and the others for the load generator, if there are two."""
+    usable = sorted(os.sched_getaffinity(0))
+    if len(usable) < 2:
+        return None
+    return frozenset(usable[:1]), frozenset(usable[1:])
+
+
+def measure_rps(
+    chosen: list[Target],
+    settings: Settings,
+    wrk: str | None,
+    split: tuple[Set[int], Set[int]] | None = None,
+) -> dict[str, Row]:
     """Requests/s of ``GET /`` for each target: all servers up, rounds interleaved.
 
     Interleaving (A B C, A B C, ...) and taking the median spreads the noise of a shared
     machine over every contender instead of landing on whichever ran during a spike.
+
+    :param split: the CPUs for the servers and those for wrk; default: all CPUs for both,
+        left to the scheduler.
     """
+    server_cpus, client_cpus = split if split is not None else (None, None)
     rows = {target.key: _base_row(target) for target in chosen}
     if wrk is None:
         for row in rows.values():
             _unavailable(row, "wrk is not installed (apt-get install wrk)", None)
         return rows
     with contextlib.ExitStack() as stack:
-        live = _start_all(chosen, rows, stack)
+        live = _start_all(chosen, rows, stack, server_cpus)
         runs: dict[str, list[_clients.WrkResult]] = {key: [] for key in live}
 
         def one_run(key: str, seconds: float) -> _clients.WrkResult | None:
@@ -187,6 +214,7 @@ def measure_rps(chosen: list[Target], settings: Settings, wrk: str | None) -> di
                     threads=settings.wrk_threads,
                     connections=settings.wrk_connections,
                     seconds=seconds,
+                    cpus=client_cpus,
                 )
             except (OSError, ValueError, subprocess.SubprocessError) as error:
                 _unavailable(rows[key], error, server)

@@ -14,10 +14,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Sequence, Set
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
+
+from benchmarks._clients import pinned_to
 
 # One harness for tests and benchmarks: free ports, readiness, the start-failure error.
 from tests.servers import ServerFailed as ServerFailed  # re-exported for _scenarios
@@ -96,7 +98,13 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def running(name: str, command: Sequence[str], *, forks_worker: bool = False) -> Iterator[Server]:
+def running(
+    name: str,
+    command: Sequence[str],
+    *,
+    forks_worker: bool = False,
+    cpus: Set[int] | None = None,
+) -> Iterator[Server]:
     """Start ``command`` (``{port}`` filled in with a free port) and yield it once it listens.
 
     A bare executable name is taken from the running interpreter's ``bin`` directory, so
@@ -106,6 +114,8 @@ def running(name: str, command: Sequence[str], *, forks_worker: bool = False) ->
     :param name: a label for messages.
     :param command: the argv, with ``{port}`` where the port goes.
     :param forks_worker: true for a pre-fork server whose single child runs the app.
+    :param cpus: the CPUs the server (and every process and thread it starts) may run
+        on; default any.
     :raises ServerFailed: when the server exits or does not listen within 30 seconds.
     """
     port = free_port()
@@ -125,6 +135,7 @@ def running(name: str, command: Sequence[str], *, forks_worker: bool = False) ->
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=pinned_to(cpus),
         )
         server = Server(name, argv, port, process, output, forks_worker)
         try:

@@ -38,6 +38,8 @@ SECTIONS: dict[str, tuple[str, str, str, str]] = {
                "mb_per_s", "MB/s"),
     "asgi": ("Starlette hello world behind gunicorn's sync worker (and plain WSGI there)",
              "ours_asgi", "requests_per_s", "req/s"),
+    "asgi_split": ("The same, each server pinned to one CPU and wrk to the other",
+                   "ours_asgi", "requests_per_s", "req/s"),
 }  # fmt: skip
 
 # (issue, section, our key, their key or None for an absolute figure, figure, target, text)
@@ -51,6 +53,10 @@ GOALS: list[tuple[int, str, str, str | None, str, float, str]] = [
      "Starlette hello req/s >= 2x a2wsgi ASGIMiddleware"),
     (3, "asgi", "ours_asgi", "gunicorn", "requests_per_s", 0.75,
      "Starlette hello req/s >= 75% of plain WSGI"),
+    (3, "asgi_split", "ours_asgi", "a2wsgi_asgi", "requests_per_s", 2.0,
+     "the same, server on its own CPU: >= 2x a2wsgi"),
+    (3, "asgi_split", "ours_asgi", "gunicorn", "requests_per_s", 0.75,
+     "the same, server on its own CPU: >= 75% of plain WSGI"),
 ]  # fmt: skip
 
 

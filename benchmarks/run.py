@@ -9,7 +9,10 @@ Usage::
 Sections: ``rps`` (a WSGI hello world behind uvicorn through each adapter, and natively on
 gunicorn's sync worker), ``stream`` (a 1 GiB streamed response), ``upload`` (a 512 MiB
 upload, with the server's peak memory), ``asgi`` (a Starlette hello world behind
-gunicorn's sync worker through each adapter, and a plain WSGI hello world there), ``sync``
+gunicorn's sync worker through each adapter, and a plain WSGI hello world there),
+``asgi_split`` (the same, with every server pinned to one CPU and wrk to the other: a
+server with a core of its own, as with one gunicorn worker per core, and without the
+host's cross-CPU wake-ups between the worker and the loop thread), ``sync``
 (``benchmarks/bench_sync.py``: the sync helpers against asgiref's).
 
 A full run writes ``benchmarks/results/latest.json`` and ``latest.md`` (and bench_sync.py's
@@ -43,7 +46,7 @@ from benchmarks import _clients, _scenarios, report  # noqa: E402
 
 log = logging.getLogger("adapter.benchmarks")
 
-SECTIONS = ("rps", "stream", "upload", "asgi", "sync")
+SECTIONS = ("rps", "stream", "upload", "asgi", "asgi_split", "sync")
 RESULTS = ROOT / "benchmarks" / "results"
 PACKAGES = (
     "wsgi-asgi-adapter", "a2wsgi", "asgiref", "anyio", "uvicorn", "gunicorn", "starlette",
@@ -195,6 +198,20 @@ def run(chosen: list[str], quick: bool, sync_output: Path) -> dict[str, Any]:
                     "rows": [rows[key] for key in wanted[name]],
                     "load_average": load,
                 }
+    if "asgi_split" in chosen:
+        split = _scenarios.split_cpus()
+        load = _scenarios.load_average()
+        pool = [everyone[key] for key in wanted["asgi"]]
+        if split is None:
+            rows = {target.key: _scenarios.unavailable_row(target, "needs two usable CPUs")
+                    for target in pool}  # fmt: skip
+        else:
+            rows = _scenarios.measure_rps(pool, settings, wrk, split)
+        results["sections"]["asgi_split"] = {
+            "rows": [rows[key] for key in wanted["asgi"]],
+            "load_average": load,
+            "cpus": None if split is None else [sorted(split[0]), sorted(split[1])],
+        }
     transfers = {"stream": (_clients.download, settings.stream_bytes),
                  "upload": (_clients.upload, settings.upload_bytes)}  # fmt: skip
     for name, (transfer, size) in transfers.items():
