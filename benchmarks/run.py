@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/run.py                  # full run (about 6-8 minutes)
+    python benchmarks/run.py                  # full run (about 10 minutes)
     python benchmarks/run.py --quick          # smoke run (about a minute)
     python benchmarks/run.py --only rps,asgi  # some sections only
 
