@@ -7,14 +7,15 @@ buffer and sending from one, so the client costs next to nothing beside the serv
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Set
+from collections.abc import Set
 from dataclasses import dataclass
+
+from benchmarks._placements import pinned_to
 
 RECV_BUFFER = 1024 * 1024
 SEND_BLOCK = 1024 * 1024
@@ -203,18 +204,6 @@ def parse_wrk(text: str) -> WrkResult:
         non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
         socket_errors=lost,
     )
-
-
-def pinned_to(cpus: Set[int] | None) -> Callable[[], None] | None:
-    """A ``preexec_fn`` that pins a child process (and what it forks) to ``cpus``, or None."""
-    if cpus is None:
-        return None
-    chosen = frozenset(cpus)
-
-    def pin() -> None:
-        os.sched_setaffinity(0, chosen)
-
-    return pin
 
 
 def run_wrk(

@@ -6,6 +6,8 @@ wake it, so each script runs twice, each time in a fresh process: every thread p
 one CPU (``one_cpu``: the code's own cost), and free on every CPU (``all_cpus``: what the
 machine adds).  :func:`main` parses the options, runs the two processes (or, in one of
 them, the measurement), writes the merged JSON and prints a table per placement.
+:func:`pinned_to` pins a child process instead (the servers and wrk of ``run.py``'s
+``asgi_split`` section).
 """
 
 from __future__ import annotations
@@ -15,11 +17,11 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Set
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PLACEMENTS", "main", "pin"]
+__all__ = ["PLACEMENTS", "main", "pin", "pinned_to"]
 
 PLACEMENTS = ("one_cpu", "all_cpus")
 
@@ -37,6 +39,18 @@ def pin(placement: str) -> str:
         os.sched_setaffinity(0, {usable[-1]})
         return f"pinned to CPU {usable[-1]} (os.sched_setaffinity)"
     return f"free on CPUs {usable}"
+
+
+def pinned_to(cpus: Set[int] | None) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that pins a child process (and what it forks) to ``cpus``, or None."""
+    if cpus is None:
+        return None
+    chosen = frozenset(cpus)
+
+    def pin() -> None:
+        os.sched_setaffinity(0, chosen)
+
+    return pin
 
 
 def _run_placements(script: str, argv: list[str], output: Path) -> Results:

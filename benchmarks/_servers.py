@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from benchmarks._clients import pinned_to
+from benchmarks._placements import pinned_to
 
 # One harness for tests and benchmarks: free ports, readiness, the start-failure error.
 from tests.servers import ServerFailed as ServerFailed  # re-exported for _scenarios
