@@ -191,7 +191,8 @@ def _encode_name(name: object, header: object) -> bytes:
 def encode_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
     """Check PEP 3333 response headers and encode them for ``http.response.start``.
 
-    Names become lower-case latin-1 bytes, as the ASGI spec asks; values latin-1 bytes.
+    Names become lower-case latin-1 bytes, as the ASGI spec asks; values latin-1 bytes,
+    without leading or trailing spaces and tabs (RFC 9110 5.5).
 
     :param headers: the list of ``(name, value)`` str pairs the app passed to
         ``start_response``.
@@ -221,7 +222,11 @@ def encode_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, byte
                 "to send it (response splitting)"
             )
         try:
-            encoded.append((encoded_name, value.encode("latin-1")))
+            # RFC 9110 5.5: a field value has no leading or trailing whitespace, and
+            # strict servers (h11) refuse one that has; Django writes its Set-Cookie
+            # values with a leading space.  strip() returns the same str when there is
+            # nothing to strip, so the usual case costs one call.
+            encoded.append((encoded_name, value.strip(" \t").encode("latin-1")))
         except UnicodeEncodeError:
             raise ProtocolError(
                 f"start_response: header {name!r} value is not latin-1 (PEP 3333); "

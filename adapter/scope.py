@@ -227,6 +227,7 @@ def wsgi_headers(raw_headers: Iterable[tuple[bytes, bytes]]) -> Headers:
     """PEP 3333 header pairs (latin-1 text) for the headers of ``http.response.start``.
 
     Hop-by-hop headers are dropped: the WSGI server owns the connection (PEP 3333).
+    Values lose leading and trailing spaces and tabs (RFC 9110 5.5).
 
     :param raw_headers: the ``headers`` of an ``http.response.start`` message.
     :raises ProtocolError: for a name that is not a token or a value with CR, LF or NUL
@@ -247,5 +248,7 @@ def wsgi_headers(raw_headers: Iterable[tuple[bytes, bytes]]) -> Headers:
         if b"\r" in value_bytes or b"\n" in value_bytes or b"\0" in value_bytes:
             raise ProtocolError(f"'http.response.start' has an invalid header {pair!r}")
         if name is not None:
-            headers.append((name, value_bytes.decode("latin-1")))
+            # RFC 9110 5.5: a field value has no leading or trailing whitespace
+            # (strict WSGI servers may refuse one that has).
+            headers.append((name, value_bytes.strip(b" \t").decode("latin-1")))
     return headers

@@ -183,6 +183,22 @@ def test_encode_headers() -> None:
 
 
 @pytest.mark.parametrize(
+    ("value", "sent"),
+    [
+        # Django's cookie headers (Morsel.output(header="")) start with a space.
+        (" csrftoken=abc; Path=/", b"csrftoken=abc; Path=/"),
+        ("\tv \t", b"v"),
+        ("a  b", b"a  b"),  # inner whitespace is the value's own
+        ("  ", b""),
+        ("plain", b"plain"),
+    ],
+)
+def test_encode_headers_strip_surrounding_whitespace(value: str, sent: bytes) -> None:
+    # RFC 9110 5.5: no leading or trailing whitespace in a field value; h11 refuses it.
+    assert encode_headers([("Set-Cookie", value)]) == [(b"set-cookie", sent)]
+
+
+@pytest.mark.parametrize(
     ("headers", "match"),
     [
         ([("X-A", "1\r\nSet-Cookie: evil=1")], "CR, LF or NUL"),

@@ -209,6 +209,15 @@ def test_wsgi_headers_decode_latin1_and_drop_hop_by_hop() -> None:
 
 
 @pytest.mark.parametrize(
+    ("value", "handed"),
+    [(b" csrftoken=abc; Path=/", "csrftoken=abc; Path=/"), (b"\tv \t", "v"), (b"a  b", "a  b")],
+)
+def test_wsgi_headers_strip_surrounding_whitespace(value: bytes, handed: str) -> None:
+    # RFC 9110 5.5: a field value has no leading or trailing whitespace.
+    assert wsgi_headers([(b"set-cookie", value)]) == [("set-cookie", handed)]
+
+
+@pytest.mark.parametrize(
     "pair",
     [(b"x-a", b"1\r\nSet-Cookie: evil=1"), (b"x-a", b"\x00"), (b"bad name", b"1"), ("x-a", "1")],
 )

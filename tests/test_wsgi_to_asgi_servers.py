@@ -1,0 +1,110 @@
+"""WsgiToAsgi on real ASGI servers, for what only a real server shows.
+
+Each server runs in a subprocess on a free loopback port and is stopped by its
+process id; its output is read after it stopped, for the tracebacks it logged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.servers import ROOT, free_port, port_accepts, run_python, stop_process_group
+
+pytestmark = pytest.mark.server
+
+REQUEST_TIMEOUT = 20.0
+
+
+class Server:
+    """A server we started: its URL and, once stopped, its output."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.output = ""
+
+
+@contextlib.contextmanager
+def server(command: Sequence[str], *, env: dict[str, str] | None = None) -> Iterator[Server]:
+    """Start ``command`` (``{port}`` filled in) from the venv's bin; keep its output."""
+    port = free_port()
+    argv = [part.replace("{port}", str(port)) for part in command]
+    local = Path(sys.executable).parent / argv[0]
+    if local.exists():
+        argv[0] = str(local)
+    full_env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", **(env or {}))
+    running = Server(port)
+    with tempfile.TemporaryFile() as output:
+        proc = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env=full_env,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while not port_accepts(port):
+                assert proc.poll() is None, f"{argv} exited before listening"
+                assert time.monotonic() < deadline, f"{argv} not listening after 30s"
+                time.sleep(0.05)
+            yield running
+        finally:
+            stop_process_group(proc)
+            output.seek(0)
+            running.output = output.read().decode("utf-8", "replace")
+
+
+# ---- A: Django's cookies on uvicorn's h11 ------------------------------------------------
+
+
+def test_django_admin_login_and_csrf_form_on_uvicorn_h11(tmp_path: Path) -> None:
+    # Django writes "Set-Cookie: ' csrftoken=...'" (a leading space); h11 refused the
+    # whole response until WsgiToAsgi stripped header values (RFC 9110 5.5).
+    env = {"DJANGO_ADMIN_DB": str(tmp_path / "db.sqlite3")}
+    setup = run_python(
+        "-c",
+        "from tests.apps.django_admin_app import prepare_database; "
+        "prepare_database('admin', 'secret-pw')",
+        env=dict(os.environ, PYTHONPATH=str(ROOT), **env),
+    )
+    assert setup.returncode == 0, setup.stderr
+    command = ["uvicorn", "tests.apps.django_admin_app:asgi", "--http", "h11"]
+    with (
+        server([*command, "--port", "{port}"], env=env) as running,
+        httpx.Client(base_url=running.url, timeout=REQUEST_TIMEOUT) as client,
+    ):
+        page = client.get("/form/")
+        assert page.status_code == 200
+        token = re.search(r'value="([^"]+)"', page.text)
+        assert token is not None
+        assert "csrftoken" in client.cookies
+        posted = client.post("/form/", data={"csrfmiddlewaretoken": token[1], "name": "ada"})
+        assert (posted.status_code, posted.text) == (200, "posted ada")
+
+        login = client.get("/admin/login/")
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login.text)
+        assert token is not None
+        logged_in = client.post(
+            "/admin/login/?next=/admin/",
+            data={"csrfmiddlewaretoken": token[1], "username": "admin", "password": "secret-pw"},
+        )
+        assert logged_in.status_code == 302, logged_in.text
+        assert "sessionid" in client.cookies
+        home = client.get("/admin/")
+        assert home.status_code == 200
+        assert "Site administration" in home.text
+    assert "Traceback" not in running.output, running.output
