@@ -26,13 +26,39 @@ from adapter._types import Message, Receive, Send
 from adapter._wsgi_pipes import BodyPipe
 from adapter.exceptions import ClientDisconnected
 
-__all__ = ["BodyReceiver"]
+__all__ = ["BodyReceiver", "connection_is_gone"]
 
 logger = logging.getLogger("adapter")
 
 
 def _disconnected() -> ClientDisconnected:
     return ClientDisconnected("the client disconnected before the request body was complete")
+
+
+# uvloop's transports raise RuntimeError, not OSError, on a write after the connection
+# closed ("unable to perform operation on <TCPTransport closed=True ...>; the handler is
+# closed", uvloop/handles/handle.pyx).  uvicorn 0.55 (httptools and h11 alike) hands it
+# on from send() when the client left in the middle of a response: its cycle was not
+# told of the loss (measured under wrk: not even a second later).
+_CLOSED_TRANSPORT = "the handler is closed"
+
+
+def connection_is_gone(exc: BaseException) -> bool:
+    """Whether ``exc``, raised by an ASGI ``send()``, means the client's connection is gone.
+
+    - :class:`OSError`: the ASGI spec (2.4) says ``send()`` on a closed connection
+      raises one (``ConnectionResetError``, ``BrokenPipeError``, hypercorn's and our own
+      ``ClientGone``...).
+    - :class:`RuntimeError` from uvloop's closed transport (see ``_CLOSED_TRANSPORT``),
+      matched by its message because it has no type of its own.  Every other
+      RuntimeError (uvicorn's "Response content longer than Content-Length", an
+      invalid header...) is a real error and reaches the server.
+
+    :param exc: what ``send()`` raised.
+    """
+    if isinstance(exc, OSError):
+        return True
+    return type(exc) is RuntimeError and _CLOSED_TRANSPORT in str(exc)
 
 
 class BodyReceiver:
@@ -231,18 +257,20 @@ class BodyReceiver:
     async def send_message(self, message: Message) -> bool:
         """Send ``message`` unless the client is gone; False when it is (or goes).
 
-        A ``send()`` that raises :class:`OSError` means the client left.  (One still
-        waiting when the watcher sees ``http.disconnect`` is cancelled with its task
-        group.)
+        A ``send()`` that raises what :func:`connection_is_gone` recognises means the
+        client left: not an error, logged at debug level only.  (One still waiting
+        when the watcher sees ``http.disconnect`` is cancelled with its task group.)
 
         :param message: the ASGI message.
-        :raises Exception: what ``send()`` raised, other than :class:`OSError`.
+        :raises Exception: what ``send()`` raised, unless the connection is gone.
         """
         if self.client_gone:
             return False
         try:
             await self._send(message)
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:
+            if not connection_is_gone(exc):
+                raise
             logger.debug("send() failed, the client is gone: %r", exc)
             self._client_left()
             return False

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator
@@ -166,25 +167,101 @@ def client_disconnects(server: Server) -> Callable[[Message], Awaitable[None]]:
     return on_send
 
 
-def send_fails(server: Server) -> Callable[[Message], Awaitable[None]]:
+def send_fails(
+    server: Server, error: Exception | None = None
+) -> Callable[[Message], Awaitable[None]]:
     async def on_send(message: Message) -> None:
         if len(server.sent) >= 3:
-            raise ConnectionResetError("the client is gone")
+            raise error or ConnectionResetError("the client is gone")
 
     return on_send
 
 
+UVLOOP_CLOSED = (
+    "unable to perform operation on <TCPTransport closed=True reading=False 0x7f>; "
+    "the handler is closed"
+)
+"""What uvloop's transport raises on a write after the connection closed, and uvicorn's
+send() hands on."""
+
+
 @pytest.mark.anyio
-@pytest.mark.parametrize("how", ["http.disconnect", "send raises OSError"])
-async def test_close_runs_when_the_client_goes_while_streaming(how: str) -> None:
+@pytest.mark.parametrize(
+    "how", ["http.disconnect", "send raises OSError", "send raises uvloop's RuntimeError"]
+)
+async def test_close_runs_when_the_client_goes_while_streaming(
+    how: str, caplog: pytest.LogCaptureFixture
+) -> None:
     body = Body()  # without end: only the disconnect can stop it
     adapter = WsgiToAsgi(app_of(body), max_workers=1)
     server = Server()
-    server.on_send = client_disconnects(server) if how == "http.disconnect" else send_fails(server)
-    await serve(adapter, server)
+    if how == "http.disconnect":
+        server.on_send = client_disconnects(server)
+    elif how == "send raises OSError":
+        server.on_send = send_fails(server)
+    else:
+        server.on_send = send_fails(server, RuntimeError(UVLOOP_CLOSED))
+    with caplog.at_level("DEBUG", logger="adapter"):
+        await serve(adapter, server)  # raises nothing: a client that leaves is no error
+    assert not [record for record in caplog.records if record.levelno > logging.DEBUG]
     assert body.closed.is_set()
     assert body.made < 50
     await assert_worker_free(adapter)  # hello on the same single worker
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("error", [BrokenPipeError("gone"), RuntimeError(UVLOOP_CLOSED)])
+@pytest.mark.parametrize("failing", ["http.response.start", "http.response.body"])
+async def test_a_send_that_fails_for_a_gone_client_is_no_error(
+    error: Exception, failing: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The wrk reproduction: a hello world whose client left between two send() calls.
+    closed = threading.Event()
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return ClosingList([b"Hello, world!"], closed)
+
+    async def on_send(message: Message) -> None:
+        if message["type"] == failing:
+            raise error
+
+    adapter = WsgiToAsgi(app, max_workers=1)
+    with caplog.at_level("DEBUG", logger="adapter"):
+        await serve(adapter, Server(on_send=on_send))
+    assert closed.is_set()
+    assert [record.levelname for record in caplog.records] == ["DEBUG"]
+    assert "the client is gone" in caplog.records[0].getMessage()
+    await assert_worker_free(adapter)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "error",
+    [
+        RuntimeError("Response content longer than Content-Length"),
+        RuntimeError("Invalid HTTP header value."),
+        ValueError("the handler is closed"),  # the words alone are not enough
+    ],
+)
+async def test_a_send_that_fails_otherwise_reaches_the_server(error: Exception) -> None:
+    async def on_send(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            raise error
+
+    with pytest.raises(type(error), match=str(error)):
+        await serve(hello, Server(on_send=on_send))
+
+
+class ClosingList(list[bytes]):
+    """A list body with a ``close()``, which sets ``closed``."""
+
+    def __init__(self, chunks: list[bytes], closed: threading.Event) -> None:
+        super().__init__(chunks)
+        self.closed = closed
+
+    def close(self) -> None:
+        self.closed.set()
 
 
 @pytest.mark.anyio

@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -107,4 +109,31 @@ def test_django_admin_login_and_csrf_form_on_uvicorn_h11(tmp_path: Path) -> None
         home = client.get("/admin/")
         assert home.status_code == 200
         assert "Site administration" in home.text
+    assert "Traceback" not in running.output, running.output
+
+
+# ---- B: a client that leaves is not an error ---------------------------------------------
+
+
+def leave_mid_response(port: int, connections: int, rounds: int) -> None:
+    """Keep ``connections`` sockets busy with GETs, then reset them all, ``rounds`` times
+    (what wrk does at the end of a run)."""
+    request = b"GET /json HTTP/1.1\r\nHost: t\r\n\r\n"
+    for _ in range(rounds):
+        sockets = [
+            socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(connections)
+        ]
+        for sock in sockets:
+            sock.sendall(request * 4)
+        for sock in sockets:
+            sock.recv(1)  # the server is answering: leave now, with a reset
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()
+
+
+def test_clients_leaving_leave_no_traceback_on_uvicorn_uvloop_httptools() -> None:
+    command = ["uvicorn", "tests.apps.flask_app:asgi", "--loop", "uvloop", "--http", "httptools"]
+    with server([*command, "--port", "{port}"]) as running:
+        leave_mid_response(running.port, connections=64, rounds=20)
+        assert httpx.get(running.url + "/json", timeout=REQUEST_TIMEOUT).status_code == 200
     assert "Traceback" not in running.output, running.output
