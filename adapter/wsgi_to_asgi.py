@@ -77,6 +77,9 @@ _PerLoop: TypeAlias = tuple[
 """A loop's worker hop (with this instance's limiter), its token and its thread-safe
 ``call_soon``."""
 
+_BODY_ENDED = -1
+"""``_body_left`` once the body was cut at its length: nothing more goes out."""
+
 _SMALL_CHUNK = 32 * 1024
 """Chunks smaller than this are joined before sending; bigger ones go as they are."""
 
@@ -190,13 +193,24 @@ class WsgiToAsgiResponder(BodyReceiver):
     :param send: the ASGI ``send`` callable.
     """
 
-    __slots__ = ("_adapter", "_call_soon", "_hop", "_scope", "_started", "_token")
+    __slots__ = (
+        "_adapter",
+        "_body_left",
+        "_call_soon",
+        "_hop",
+        "_scope",
+        "_started",
+        "_token",
+    )
 
     def __init__(self, adapter: WsgiToAsgi, scope: Scope, receive: Receive, send: Send) -> None:
         super().__init__(receive, send)
         self._adapter = adapter
         self._scope = scope
         self._started = False
+        # How many body bytes may still go out: the response's Content-Length, 0 for
+        # HEAD, None when the response declared no length.
+        self._body_left: int | None = None
         self._hop, self._token, self._call_soon = adapter._for_this_loop()
 
     async def run(self) -> None:
@@ -283,6 +297,9 @@ class WsgiToAsgiResponder(BodyReceiver):
             # end of an empty body, so until here an error could still become a 500.
             await self._send_start(call)
         if call.pathsend_path is not None:
+            if self._body_left == 0:  # HEAD: the file is not wanted
+                await self.send_body(b"", more_body=False)
+                return
             await self.send_message({"type": "http.response.pathsend", "path": call.pathsend_path})
             return
         if done:
@@ -340,8 +357,56 @@ class WsgiToAsgiResponder(BodyReceiver):
 
     async def _send_start(self, call: WsgiCall) -> None:
         self._started = True
+        self._body_left = self._body_limit(call.headers)
         await self.send_message(
             {"type": "http.response.start", "status": call.status, "headers": call.headers}
+        )
+
+    def _body_limit(self, headers: list[tuple[bytes, bytes]]) -> int | None:
+        """How many body bytes the response may carry: none for HEAD, else its
+        ``Content-Length`` (None without one, or with one the server must judge)."""
+        if self._scope["method"] == "HEAD":
+            return 0
+        for name, value in headers:
+            if name == b"content-length":
+                return int(value) if value.isdigit() else None
+        return None
+
+    async def send_body(self, body: bytes, *, more_body: bool) -> bool:
+        """Send a body message, never past what the response may carry.
+
+        RFC 9110 9.3.2: a response to HEAD has no body; RFC 9112 6.3: the body is
+        exactly ``Content-Length`` bytes.  Bytes beyond would corrupt the connection
+        (the server takes them for the next response, or refuses them and drops the
+        connection with the requests pipelined behind).  So the body is cut there and
+        ended, and False says "stop" (as for a client that left): the iterable is
+        not iterated again and is closed.  An app that said a length and sent more is
+        told in a warning.
+
+        :returns: False when nothing more may be sent.
+        """
+        left = self._body_left
+        if left is None:
+            return await super().send_body(body, more_body=more_body)
+        if len(body) <= left:
+            self._body_left = left - len(body)
+            return await super().send_body(body, more_body=more_body)
+        if left == _BODY_ENDED:
+            return False
+        if self._scope["method"] != "HEAD":
+            self._warn_too_long()
+        self._body_left = _BODY_ENDED
+        await super().send_body(body[:left], more_body=False)
+        return False
+
+    def _warn_too_long(self) -> None:
+        logger.warning(
+            "the WSGI app %r sent a longer body than its Content-Length for %s %s; "
+            "sent exactly Content-Length bytes, then stopped iterating and closed it. "
+            "Fix the Content-Length the app sets (or leave it out).",
+            self._adapter.wsgi_app,
+            self._scope["method"],
+            self._scope["path"],
         )
 
     async def _send_last(self, chunks: list[bytes]) -> None:
@@ -359,6 +424,7 @@ class WsgiToAsgiResponder(BodyReceiver):
             (b"content-type", b"text/plain; charset=utf-8"),
             (b"content-length", str(len(text)).encode("ascii")),
         ]
+        self._body_left = self._body_limit(headers)
         if await self.send_message(
             {"type": "http.response.start", "status": status, "headers": headers}
         ):
@@ -378,5 +444,7 @@ class WsgiToAsgiResponder(BodyReceiver):
             await self._send_start(call)
         for chunk in chunks:
             if not await self.send_body(chunk, more_body=True):
-                return False
+                # Cut at its length (or HEAD): the app's further write()s are dropped,
+                # which is no reason to raise in the app; a client that left is.
+                return self._body_left == _BODY_ENDED and not self.client_gone
         return True

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import h11
 import httpx
 import pytest
 
@@ -136,4 +137,62 @@ def test_clients_leaving_leave_no_traceback_on_uvicorn_uvloop_httptools() -> Non
     with server([*command, "--port", "{port}"]) as running:
         leave_mid_response(running.port, connections=64, rounds=20)
         assert httpx.get(running.url + "/json", timeout=REQUEST_TIMEOUT).status_code == 200
+    assert "Traceback" not in running.output, running.output
+
+
+# ---- C and D: exactly the body the response may carry --------------------------------------
+
+
+def exchange(port: int, requests: bytes, methods: list[str]) -> list[tuple[int, bytes]]:
+    """Send ``requests`` on one connection; parse one response per method with h11."""
+    connection = h11.Connection(our_role=h11.CLIENT)
+    responses: list[tuple[int, bytes]] = []
+    with socket.create_connection(("127.0.0.1", port), timeout=REQUEST_TIMEOUT) as sock:
+        sock.sendall(requests)
+        for method in methods:
+            # h11 must know the method to know a HEAD response has no body.
+            connection.send(h11.Request(method=method, target="/", headers=[("Host", "t")]))
+            connection.send(h11.EndOfMessage())
+            status, body = 0, b""
+            while True:
+                event = connection.next_event()
+                if event is h11.NEED_DATA:
+                    data = sock.recv(65536)
+                    assert data, f"the connection closed before the {method} response ended"
+                    connection.receive_data(data)
+                elif isinstance(event, h11.Response):
+                    status = event.status_code
+                elif isinstance(event, h11.Data):
+                    body += event.data
+                elif isinstance(event, h11.EndOfMessage):
+                    break
+            responses.append((status, body))
+            connection.start_next_cycle()
+    return responses
+
+
+def test_a_body_past_its_length_does_not_cost_the_next_pipelined_request() -> None:
+    command = ["uvicorn", "tests.apps.wsgi_lengths:asgi", "--http", "h11", "--port", "{port}"]
+    with server(command) as running:
+        responses = exchange(
+            running.port,
+            b"GET /too-long HTTP/1.1\r\nHost: t\r\n\r\nGET /ok HTTP/1.1\r\nHost: t\r\n\r\n",
+            ["GET", "GET"],
+        )
+    assert responses == [(200, b"12345"), (200, b"ok")]
+    assert "longer body than its Content-Length" in running.output
+    assert "Traceback" not in running.output, running.output
+
+
+def test_head_then_get_on_one_connection_on_daphne_with_django() -> None:
+    command = ["daphne", "-b", "127.0.0.1", "-p", "{port}", "tests.apps.django_app:asgi"]
+    with server(command) as running:
+        head, get = exchange(
+            running.port,
+            b"HEAD /stream HTTP/1.1\r\nHost: t\r\n\r\nGET /hello HTTP/1.1\r\nHost: t\r\n\r\n",
+            ["HEAD", "GET"],
+        )
+    assert head == (200, b"")
+    assert get[0] == 200
+    assert b'"hello": "django"' in get[1]
     assert "Traceback" not in running.output, running.output
