@@ -26,6 +26,7 @@ import logging
 import os
 import sys
 import weakref
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -135,12 +136,26 @@ class AsyncioLoop(LoopHandle):
 
     def submit(self, coro_fn: CoroutineFunction, context: contextvars.Context) -> Handoff[Outcome]:
         future: Handoff[Outcome] = Handoff()
-        spawn_threadsafe(self.loop, _settle, coro_fn, future, context=context)
+        spawn_threadsafe(
+            self.loop,
+            _settle,
+            coro_fn,
+            future,
+            context=context,
+            if_unstarted=partial(_cancelled_unstarted, future, context),
+        )
         return future
 
     def start(self, coro_fn: CoroutineFunction, context: contextvars.Context) -> Handoff[Outcome]:
         future: Handoff[Outcome] = Handoff()
-        spawn(self.loop, _settle, coro_fn, future, context=context)
+        spawn(
+            self.loop,
+            _settle,
+            coro_fn,
+            future,
+            context=context,
+            if_unstarted=partial(_cancelled_unstarted, future, context),
+        )
         return future
 
 
@@ -206,6 +221,12 @@ def _spawn_trio(
     # A system task: it belongs to no nursery of the app, like a task asyncio's
     # call_soon_threadsafe starts; `capture` keeps any error from crashing the run.
     trio.lowlevel.spawn_system_task(_settle, coro_fn, future, context=context)
+
+
+def _cancelled_unstarted(future: Handoff[Outcome], context: contextvars.Context) -> None:
+    # The task was cancelled before its coroutine ran (its loop is shutting down): the
+    # sync caller gets the cancellation instead of waiting forever.
+    future.set_result(Outcome(None, asyncio.CancelledError(), context))
 
 
 async def _settle(coro_fn: CoroutineFunction, future: Handoff[Outcome]) -> None:

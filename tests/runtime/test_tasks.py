@@ -11,6 +11,7 @@ import asyncio
 import concurrent.futures
 import contextvars
 import gc
+import sys
 import threading
 import weakref
 from collections.abc import Iterator
@@ -50,9 +51,8 @@ class LoopThread:
 def loop_thread(request: pytest.FixtureRequest) -> Iterator[LoopThread]:
     """asyncio's own loop, the same in debug mode, and a loop class of someone else's.
 
-    On Python 3.10 and 3.11 the first gets its tasks made in the calling thread; the
-    other two must get them through a callback (a debug loop refuses a call_soon from
-    another thread with RuntimeError).
+    Each gets its tasks through ``call_soon_threadsafe`` (a debug loop refuses a plain
+    call_soon from another thread with RuntimeError).
     """
 
     class SomeoneElsesLoop(asyncio.SelectorEventLoop):
@@ -153,31 +153,47 @@ def test_what_the_coroutine_raises_stays_in_its_task(loop_thread: LoopThread) ->
     assert [str(error) for error in reported] == ["stays in the task"]
 
 
-def test_a_task_cancelled_before_its_first_step_still_starts_its_coroutine() -> None:
-    # Plain asyncio drops such a coroutine unstarted, and whoever waits for it (a sync
-    # thread, a WSGI request) would wait forever; here it meets the cancellation at its
-    # first await instead, where it can answer.
+def test_a_task_cancelled_before_its_first_step_calls_if_unstarted() -> None:
+    # asyncio drops such a coroutine unstarted, and whoever waits for it (a sync thread)
+    # would wait forever: if_unstarted answers it instead.
     seen: list[str] = []
 
-    async def answer_the_waiter() -> None:
+    async def never_runs() -> None:
         seen.append("started")
-        try:
-            await asyncio.sleep(0)
-        except asyncio.CancelledError:
-            seen.append("cancelled at its first await")
-            raise
 
-    loop = asyncio.new_event_loop()
-    try:
-        task = asyncio.Task(_tasks._started(answer_the_waiter, ()), loop=loop)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            loop.run_until_complete(task)
-    finally:
-        loop.close()
-    assert seen == ["started", "cancelled at its first await"]
-    assert task.cancelled()
-    assert task not in _tasks._running
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        _tasks.spawn(loop, never_runs, if_unstarted=lambda: seen.append("answered"))
+        if sys.version_info < (3, 12):  # an eager task has no time before its first step
+            for task in asyncio.all_tasks(loop):
+                if task is not asyncio.current_task():
+                    task.cancel()
+        for _ in range(3):
+            await asyncio.sleep(0)
+
+    asyncio.run(main())
+    assert seen == (["answered"] if sys.version_info < (3, 12) else ["started"])
+
+
+def test_if_unstarted_is_not_called_for_a_task_that_started() -> None:
+    seen: list[str] = []
+
+    async def cancelled_later() -> None:
+        seen.append("started")
+        await asyncio.sleep(10)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        _tasks.spawn(loop, cancelled_later, if_unstarted=lambda: seen.append("answered"))
+        await asyncio.sleep(0)
+        for task in asyncio.all_tasks(loop):
+            if task is not asyncio.current_task():
+                task.cancel()
+        for _ in range(3):
+            await asyncio.sleep(0)
+
+    asyncio.run(main())
+    assert seen == ["started"]
 
 
 def test_spawn_threadsafe_on_a_closed_loop_raises() -> None:
