@@ -7,7 +7,7 @@ The public names, and nothing else::
 
 from __future__ import annotations
 
-from adapter.asgi_to_wsgi import AsgiToWsgi
+from adapter.asgi_to_wsgi.app import AsgiToWsgi
 from adapter.exceptions import (
     ClientDisconnected,
     LifespanFailed,
@@ -15,7 +15,7 @@ from adapter.exceptions import (
     RequestBodyTooLarge,
 )
 from adapter.sync import async_to_sync, sync_to_async
-from adapter.wsgi_to_asgi import WsgiToAsgi
+from adapter.wsgi_to_asgi.responder import WsgiToAsgi
 
 __all__ = [
     "AsgiToWsgi",

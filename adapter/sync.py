@@ -12,13 +12,13 @@ Names, defaults and semantics are asgiref's, so moving over is a change of impor
   loop when called from a thread working for one (a ``sync_to_async`` call, a WSGI
   app thread of :class:`adapter.WsgiToAsgi`, an anyio or trio worker thread),
   else in a fresh event loop.  Meanwhile the calling thread serves its
-  :class:`~adapter._outer.ThreadMailbox`, so thread-sensitive calls made by the
+  :class:`~adapter._runtime.mailbox.ThreadMailbox`, so thread-sensitive calls made by the
   coroutine come back to it.
 - Context variables flow into the called function and changes flow back out, in both
   directions; exceptions keep their tracebacks.
 
-How the threads and loops are driven lives in ``adapter._sync_threads``,
-``adapter._sync_loops`` and ``adapter._sync_calls``; this module only decides which
+How the threads and loops are driven lives in ``adapter._runtime.threads``,
+``adapter._runtime.loops`` and ``adapter._runtime.calls``; this module only decides which
 thread or loop a call goes to.
 """
 
@@ -35,16 +35,16 @@ from typing import Any, ParamSpec, TypeVar, overload
 
 import anyio
 
-from adapter._outer import ThreadMailbox, current_mailbox
-from adapter._sync_calls import ThreadCall
-from adapter._sync_fresh import run_in_fresh_loop
-from adapter._sync_loops import (
+from adapter._runtime.calls import ThreadCall
+from adapter._runtime.fresh_loop import run_in_fresh_loop
+from adapter._runtime.loops import (
     current_loop,
     loop_running_here,
     outer_loop_here,
     start_on_outer_loop,
 )
-from adapter._sync_threads import run_limited, serving_mailbox, shared_mailbox
+from adapter._runtime.mailbox import ThreadMailbox, current_mailbox
+from adapter._runtime.threads import run_limited, serving_mailbox, shared_mailbox
 
 __all__ = ["async_to_sync", "sync_to_async"]
 
@@ -111,7 +111,7 @@ def sync_to_async(
     :raises TypeError: if ``func`` is a coroutine function, or ``limiter`` or
         ``executor`` is given with ``thread_sensitive=True``, or both are given.
     :raises RuntimeError: (when awaited) if no asyncio or trio loop runs; if the outer
-        sync thread has stopped waiting (``adapter._outer.MailboxClosed``); or if the
+        sync thread has stopped waiting (``adapter._runtime.mailbox.MailboxClosed``); or if the
         outer sync thread is the one running this loop (it could never serve the call).
     """
 

@@ -132,8 +132,9 @@ def test_every_include_exists_and_every_example_is_shown() -> None:
 
 def test_sizes_in_the_pictures_are_the_codes() -> None:
     """The diagrams and pages quote the buffer sizes; they must be the code's."""
-    from adapter import streams, wsgi_to_asgi
-    from adapter._asgi_request_body import BODY_PIECE_SIZE
+    from adapter.asgi_to_wsgi.input_reader import BODY_PIECE_SIZE
+    from adapter.wsgi_to_asgi import responder as wsgi_to_asgi
+    from adapter.wsgi_to_asgi import streams
 
     def text(name: str) -> str:
         return " ".join((DOCS / name).read_text().split())

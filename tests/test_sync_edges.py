@@ -14,8 +14,8 @@ import anyio
 import pytest
 
 from adapter import async_to_sync, sync_to_async
-from adapter._outer import ThreadMailbox
-from adapter._sync_loops import AsyncioLoop
+from adapter._runtime.loops import AsyncioLoop
+from adapter._runtime.mailbox import ThreadMailbox
 
 BACKENDS = ["asyncio", "trio"]
 

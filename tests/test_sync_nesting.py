@@ -17,7 +17,7 @@ import pytest
 import sniffio
 
 from adapter import async_to_sync, sync_to_async
-from adapter._outer import current_mailbox
+from adapter._runtime.mailbox import current_mailbox
 
 pytestmark = pytest.mark.anyio
 

@@ -1,0 +1,162 @@
+"""What crosses between a loop and a thread: one sync call, one coroutine's outcome.
+
+- :class:`ThreadCall` is one ``sync_to_async`` call: made on a loop, run by another
+  thread, awaited on the loop (through its ``LoopHandle`` in ``adapter._runtime.loops``).
+  A cancelled caller can abandon it until a thread has started it.
+- :class:`Outcome` is what a coroutine run for ``async_to_sync`` left behind: its value
+  or error, and its context, so that context changes flow back to the sync caller.
+- While a thread runs a ``ThreadCall``, :func:`outer_loop_of_this_call` names the loop
+  that made it, for ``async_to_sync`` called inside it (asgiref keeps the same in a
+  thread-local).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import sys
+import threading
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from adapter._runtime.loops import LoopHandle
+
+__all__ = ["CoroutineFunction", "Outcome", "ThreadCall", "capture", "outer_loop_of_this_call"]
+
+CoroutineFunction = Callable[[], Awaitable[Any]]
+
+# The loop whose sync_to_async call this thread is running, set for the length of the
+# call (and restored after, so nested calls in a mailbox thread each see their own).
+_local = threading.local()
+
+
+def outer_loop_of_this_call() -> LoopHandle | None:
+    """The loop whose ``sync_to_async`` call this thread is running, if any."""
+    handle: LoopHandle | None = getattr(_local, "outer_loop", None)
+    return handle
+
+
+class Outcome:
+    """What a coroutine run for ``async_to_sync`` left: its value or error, its context."""
+
+    __slots__ = ("context", "error", "value")
+
+    def __init__(
+        self, value: Any, error: BaseException | None, context: contextvars.Context
+    ) -> None:
+        self.value = value
+        self.error = error
+        self.context = context
+
+
+async def capture(coro_fn: CoroutineFunction) -> Outcome:
+    """Await ``coro_fn()`` and keep what it left, including the context it changed."""
+    try:
+        value = await coro_fn()
+    except BaseException as exc:
+        # Everything, cancellation included, is handed to the sync caller to raise.
+        return Outcome(None, exc, contextvars.copy_context())
+    return Outcome(value, None, contextvars.copy_context())
+
+
+class ThreadCall:
+    """One sync call made from a loop, run by another thread, awaited on the loop."""
+
+    __slots__ = (
+        "_claim",
+        "args",
+        "context",
+        "error",
+        "finished",
+        "func",
+        "handling",
+        "kwargs",
+        "loop",
+        "ran",
+        "value",
+        "waiter",
+    )
+
+    def __init__(
+        self,
+        loop: LoopHandle,
+        context: contextvars.Context,
+        func: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> None:
+        self.loop = loop
+        self.context = context
+        self.func = func
+        self.args = args
+        self.kwargs = kwargs
+        self.value: Any = None
+        self.error: BaseException | None = None
+        # The exception the caller is handling, if any: asgiref runs the function in an
+        # except block for it, so that sys.exc_info() in the thread sees it (Django's
+        # response_for_exception logs it that way).
+        self.handling = sys.exc_info()[1]
+        self.ran = False
+        self.finished = False
+        self.waiter: Any = loop.new_waiter()
+        # Whoever takes it first decides: the thread (the call runs) or a cancelled
+        # caller (the call never runs).
+        self._claim = threading.Lock()
+
+    def run(self) -> None:
+        """Run the call in this thread, then wake its loop.  Called by the thread."""
+        if self.execute():
+            self.finish()
+
+    def execute(self) -> bool:
+        """Run the call in this thread; False if it was abandoned and did not run."""
+        if not self._claim.acquire(blocking=False):
+            return False  # abandoned by a caller cancelled before the call started
+        self.ran = True
+        previous = getattr(_local, "outer_loop", None)
+        _local.outer_loop = self.loop
+        try:
+            if self.handling is None:
+                self.value = self.context.run(self.func, *self.args, **self.kwargs)
+            else:
+                self.value = self._run_while_handling(self.handling)
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            _local.outer_loop = previous
+        return True
+
+    def _run_while_handling(self, handling: BaseException) -> Any:
+        try:
+            raise handling
+        except BaseException:
+            return self.context.run(self.func, *self.args, **self.kwargs)
+
+    def finish(self) -> None:
+        """Wake the caller on its loop; from the thread, after :meth:`execute`."""
+        if self.ran:  # an abandoned call's caller has gone already
+            self.loop.finish_soon(self)
+
+    def outcome(self) -> Any:
+        """The call's value, or raise its error; on the caller's side, once it finished."""
+        error = self.error
+        if error is not None:
+            # Break the cycle error -> traceback -> ThreadCall.execute frame -> call.
+            self.error = None
+            raise error
+        return self.value
+
+    def abandon(self) -> bool:
+        """Make sure the call never starts; False if it already has."""
+        return self._claim.acquire(blocking=False)
+
+
+def _forget_calls_after_fork() -> None:
+    # A sync_to_async call the forking thread was in belongs to the parent's loop.
+    global _local
+    _local = threading.local()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_calls_after_fork)

@@ -1,0 +1,163 @@
+"""The threads sync code runs in: one shared thread, and a pool of reusable workers.
+
+``sync_to_async(thread_sensitive=True)`` with no outer sync thread runs in ONE
+process-wide thread, as asgiref's does, so code that keeps per-thread state (a
+database connection) sees one thread.  That thread is a :class:`ThreadMailbox` owner
+that waits forever; because it serves its mailbox, an ``async_to_sync`` call made from
+it can send nested thread-sensitive work back to it without deadlocking.
+
+Everything else (``thread_sensitive=False`` calls, and the helper threads that host a
+fresh event loop for ``async_to_sync``) runs in a pool of daemon workers, handed work
+through a ``SimpleQueue`` each.  We keep our own pool rather than
+``anyio.to_thread.run_sync`` because a call through anyio's costs about as much as
+asgiref's whole call, and the per-call goal is half of asgiref's.  The pool has no
+bound of its own: callers bound it (``sync_to_async`` holds a capacity limiter token
+for each call).  Idle workers exit after a while; after ``fork()`` the child starts
+with no threads and makes new ones as needed.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import os
+import queue
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import anyio
+
+from adapter._runtime.mailbox import ThreadMailbox
+
+if TYPE_CHECKING:
+    from adapter._runtime.calls import ThreadCall
+    from adapter._runtime.loops import LoopHandle
+
+__all__ = ["run_in_worker", "run_limited", "serving_mailbox", "shared_mailbox"]
+
+logger = logging.getLogger("adapter")
+
+#: Seconds an idle worker waits for more work before its thread ends.
+IDLE_WORKER_TIMEOUT = 10.0
+
+_Inbox = queue.SimpleQueue[tuple[Callable[[], object], Callable[[], object] | None]]
+
+_lock = threading.Lock()
+_idle_inboxes: list[_Inbox] = []
+_shared: ThreadMailbox | None = None
+_local = threading.local()
+
+
+def serving_mailbox() -> ThreadMailbox | None:
+    """The mailbox this thread serves for its whole life (the shared thread's), or None."""
+    mailbox: ThreadMailbox | None = getattr(_local, "serving", None)
+    return mailbox
+
+
+def shared_mailbox() -> ThreadMailbox:
+    """The mailbox of the process-wide thread for thread-sensitive calls; started lazily."""
+    mailbox = _shared
+    if mailbox is None:
+        mailbox = _start_shared_thread()
+    return mailbox
+
+
+def _start_shared_thread() -> ThreadMailbox:
+    global _shared
+    with _lock:
+        if _shared is not None:
+            return _shared
+        # The mailbox must be created by the thread that owns it; it hands it back here.
+        ready: concurrent.futures.Future[ThreadMailbox] = concurrent.futures.Future()
+        thread = threading.Thread(
+            target=_serve_forever, args=(ready,), name="adapter-shared-sync", daemon=True
+        )
+        thread.start()
+        _shared = ready.result()
+        return _shared
+
+
+def _serve_forever(ready: concurrent.futures.Future[ThreadMailbox]) -> None:
+    mailbox = ThreadMailbox()
+    _local.serving = mailbox
+    ready.set_result(mailbox)
+    never: concurrent.futures.Future[None] = concurrent.futures.Future()
+    mailbox.wait(never)
+
+
+def run_in_worker(job: Callable[[], object], then: Callable[[], object] | None = None) -> None:
+    """Run ``job`` in an idle pool worker, starting one if none is idle.
+
+    ``then`` (if given) runs in the same worker after it has put itself back on the
+    idle list: a job that wakes its caller there lets the caller's next call reuse
+    this worker instead of starting another thread.  Both report their own outcome;
+    an exception escaping them is logged and dropped.
+    """
+    with _lock:
+        inbox = _idle_inboxes.pop() if _idle_inboxes else None
+    if inbox is None:
+        inbox = queue.SimpleQueue()
+        threading.Thread(target=_work, args=(inbox,), name="adapter-worker", daemon=True).start()
+    inbox.put((job, then))
+
+
+async def run_limited(
+    loop: LoopHandle, call: ThreadCall, limiter: anyio.CapacityLimiter | None
+) -> None:
+    """Run ``call`` in a pool worker once ``limiter`` (the loop's default if None) has
+    room, and wait on ``loop`` until it finished (or was abandoned by a cancellation)."""
+    if limiter is None:
+        limiter = loop.default_limiter()
+    try:
+        limiter.acquire_on_behalf_of_nowait(call)
+    except anyio.WouldBlock:
+        await limiter.acquire_on_behalf_of(call)
+    try:
+        run_in_worker(call.execute, call.finish)
+        await loop.wait(call)
+    finally:
+        limiter.release_on_behalf_of(call)
+
+
+def _work(inbox: _Inbox) -> None:
+    while True:
+        try:
+            job, then = inbox.get(timeout=IDLE_WORKER_TIMEOUT)
+        except queue.Empty:
+            with _lock:
+                if any(idle is inbox for idle in _idle_inboxes):
+                    _idle_inboxes.remove(inbox)
+                    return
+            # Taken off the idle list just now: a job is on its way.
+            continue
+        _run_logged(job)
+        with _lock:
+            # Last in, first out: the most recently busy thread is reused first, so
+            # the others go idle long enough to exit.
+            _idle_inboxes.append(inbox)
+        if then is not None:
+            _run_logged(then)
+        # Drop the work (and what it holds) before idling.
+        del job, then
+
+
+def _run_logged(job: Callable[[], object]) -> None:
+    try:
+        job()
+    except Exception:
+        logger.exception("a job in an adapter worker thread raised; it was dropped")
+
+
+def _forget_threads_after_fork() -> None:
+    # In the child only the forking thread exists: the shared thread and the idle
+    # workers are gone, and their lock may have been held at the fork.
+    global _lock, _idle_inboxes, _shared
+    _lock = threading.Lock()
+    _idle_inboxes = []
+    _shared = None
+    _local.__dict__.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_threads_after_fork)

@@ -1,0 +1,56 @@
+"""What AsgiToWsgi hands the WSGI server: the response iterable, or a plain 500.
+
+PEP 3333's side of :mod:`adapter.asgi_to_wsgi.responder`, which feeds the iterable one ASGI
+body message at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse
+
+    from adapter.asgi_to_wsgi.responder import AsgiToWsgiResponder
+
+__all__ = ["ResponseBody", "internal_server_error"]
+
+_ERROR_BODY = b"Internal Server Error"
+_ERROR_HEADERS = [
+    ("Content-Type", "text/plain; charset=utf-8"),
+    ("Content-Length", str(len(_ERROR_BODY))),
+]
+
+
+def internal_server_error(start_response: StartResponse) -> list[bytes]:
+    """Start a complete, plain 500 response and return its body.
+
+    :param start_response: the server's PEP 3333 ``start_response``.
+    """
+    start_response("500 Internal Server Error", _ERROR_HEADERS)
+    return [_ERROR_BODY]
+
+
+class ResponseBody:
+    """The PEP 3333 response iterable: each ASGI body message becomes one chunk."""
+
+    def __init__(self, responder: AsgiToWsgiResponder, first: bytes, more: bool) -> None:
+        self._responder = responder
+        self._pending = first
+        self._more = more
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        while not self._pending:
+            if not self._more:
+                raise StopIteration
+            self._pending, self._more = self._responder.next_chunk()
+        chunk, self._pending = self._pending, b""
+        return chunk
+
+    def close(self) -> None:
+        """PEP 3333: the server calls this however the response ends; early means gone."""
+        self._responder.finish(complete=not self._more and not self._pending)

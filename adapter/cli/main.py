@@ -1,0 +1,302 @@
+"""The command line: ``python -m adapter serve [APP]``, from an app to a running server.
+
+``serve`` imports ``APP`` (``module:attribute`` or ``path/to/file.py:attribute``), tells
+whether it is WSGI or ASGI, wraps it with :class:`adapter.WsgiToAsgi` or
+:class:`adapter.AsgiToWsgi` when the chosen server speaks the other protocol, and starts
+the server (:mod:`adapter.cli.servers`; loading and detection are in
+:mod:`adapter.cli.loading`).  With no ``APP`` it serves the built-in demo
+(:mod:`adapter.cli.demo`).
+
+Worker processes.  Servers that start workers by import string (uvicorn with
+``--workers``, hypercorn, granian) import :func:`worker_app` in each worker.  It reads
+the JSON the command line put in the ``ADAPTER_SERVE`` environment variable (the app,
+``--factory``, the interface already detected, the server, the import path), imports the
+app again the same way, and wraps it the same way, so every worker serves what the
+command line checked.  A mistake in the input is reported once, by the command line,
+before any server starts: one line on stderr and exit status 1 (2 for a misused option),
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import importlib
+import json
+import logging
+import os
+import socket
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+from adapter import __version__
+from adapter.cli.loading import CommandError, detect_interface, load_app, one_line
+from adapter.cli.servers import SERVERS, Launch, Protocol, Server, host_port, served_app
+
+__all__ = ["CONFIG_ENV", "CommandError", "detect_interface", "load_app", "main", "worker_app"]
+
+logger = logging.getLogger("adapter")
+
+PROG = "python -m adapter"
+CONFIG_ENV = "ADAPTER_SERVE"
+"""The environment variable through which worker processes learn what to serve."""
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """What a worker process needs to rebuild the served app; travels as JSON."""
+
+    app: str | None
+    factory: bool
+    interface: Protocol
+    server: str
+    import_path: list[str]
+
+
+def _load_demo(server: Server) -> Any:
+    try:
+        import adapter.cli.demo as demo
+    except ModuleNotFoundError as exc:
+        if exc.name != "werkzeug":
+            raise
+        raise CommandError(
+            "the built-in demo needs Werkzeug: pip install 'wsgi-asgi-adapter[demo]'"
+        ) from None
+    return demo.create_app(server=server.name, wrapped=server.protocol == "asgi")
+
+
+def _build(config: ServeConfig) -> Any:
+    """The app ``config`` names, wrapped for its server."""
+    server = SERVERS[config.server]
+    if config.app is None:
+        return served_app(_load_demo(server), "wsgi", server.protocol)
+    app, _ = load_app(config.app, factory=config.factory)
+    return served_app(app, config.interface, server.protocol)
+
+
+def worker_app() -> Any:
+    """Build the served app in a server's worker process (``adapter.cli:worker_app``).
+
+    Servers that import their app by string in each worker are given this factory.
+
+    :raises RuntimeError: when ``ADAPTER_SERVE`` is not set, that is, when the server
+        was not started by ``python -m adapter serve``.
+    :raises CommandError: when the app no longer loads as it did in the command line.
+    """
+    raw = os.environ.get(CONFIG_ENV)
+    if raw is None:
+        raise RuntimeError(
+            f"adapter.cli:worker_app serves what `{PROG} serve` chose, and the "
+            f"{CONFIG_ENV} environment variable it sets is missing: start the server "
+            f"with `{PROG} serve APP`"
+        )
+    config = ServeConfig(**json.loads(raw))
+    for entry in reversed(config.import_path):
+        if entry not in sys.path:
+            sys.path.insert(0, entry)
+    return _build(config)
+
+
+def _ensure_installed(server: Server) -> None:
+    if server.module is None:
+        return
+    try:
+        importlib.import_module(server.module)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and exc.name.split(".")[0] == server.module:
+            raise CommandError(f"{server.name} is not installed: {server.install_hint}") from None
+        raise CommandError(f"{server.name} does not import: {one_line(exc)}") from None
+    except Exception as exc:
+        raise CommandError(f"{server.name} does not import: {one_line(exc)}") from None
+
+
+def _ensure_port_free(host: str, port: int) -> None:
+    """Refuse a busy port before the server starts, rather than in its log."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise CommandError(f"cannot listen on host {host!r}: {exc.strerror}") from None
+    with socket.socket(family, kind, proto) as probe:
+        # As the servers do, so that a port in TIME_WAIT does not count as busy.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise CommandError(
+                    f"port {port} on {host} is already in use; choose another with --port"
+                ) from None
+            raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run ``serve`` with parsed arguments; return the exit status.
+
+    :param args: the namespace :func:`build_parser` produced.
+    :raises CommandError: for any mistake in the input, before a server starts.
+    """
+    server = SERVERS[args.server]
+    if args.app is None and (args.factory or args.interface != "auto"):
+        raise CommandError("--factory and --interface need an APP (the demo is WSGI)")
+    if args.workers > 1 and not server.multiprocess:
+        several = ", ".join(name for name, other in SERVERS.items() if other.multiprocess)
+        raise CommandError(
+            f"{server.name} runs one process: --workers {args.workers} needs one of {several}"
+        )
+    _ensure_installed(server)
+    if args.app is None:
+        interface: Protocol = "wsgi"
+        app, import_path = _load_demo(server), str(Path.cwd())
+        what = "the built-in demo (WSGI, Werkzeug)"
+    else:
+        app, import_path = load_app(args.app, factory=args.factory)
+        interface = detect_interface(app, args.interface, args.app)
+        what = f"{args.app} ({interface.upper()})"
+    _ensure_port_free(args.host, args.port)
+    config = ServeConfig(args.app, args.factory, interface, server.name, [import_path])
+    os.environ[CONFIG_ENV] = json.dumps(asdict(config))
+    served = served_app(app, interface, server.protocol)
+    wrapper = {
+        ("wsgi", "asgi"): " through adapter.WsgiToAsgi",
+        ("asgi", "wsgi"): " through adapter.AsgiToWsgi",
+    }.get((interface, server.protocol), "")
+    url = f"http://{host_port(args.host, args.port)}/"
+    logger.info("serving %s%s on %s, %s", what, wrapper, server.name, url)
+    server.run(Launch(served, args.host, args.port, args.workers, args.log_level))
+    return 0
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (with where to look), not the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+
+
+def _positive(text: str) -> int:
+    value = _integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _integer(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 65535, got {value}")
+    return value
+
+
+_SERVER_LINES = "\n".join(
+    f"  {name:<10} {server.protocol.upper()}"
+    + ("" if server.module is None else f"   {server.install_hint}")
+    for name, server in SERVERS.items()
+)
+
+_SERVE_EPILOG = f"""\
+servers (each is an optional extra; uvicorn comes with [serve]):
+{_SERVER_LINES}
+
+examples:
+  {PROG} serve                                         the built-in demo on uvicorn
+  {PROG} serve legacy.wsgi:application                 a Django WSGI app on uvicorn
+  {PROG} serve main:app --server gunicorn --workers 4  a FastAPI app on gunicorn
+  {PROG} serve app.py:create_app --factory             build the app by calling create_app()
+
+Worker processes that a server starts by import string (uvicorn --workers, hypercorn,
+granian) import adapter.cli:worker_app, which rebuilds the same app from the
+{CONFIG_ENV} environment variable this command sets.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser for ``python -m adapter``: every option documented in ``--help``."""
+    parser = _Parser(
+        prog=PROG,
+        description="adapter: WSGI apps on ASGI servers, ASGI apps on WSGI servers.",
+    )
+    parser.add_argument("--version", action="version", version=f"adapter {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    serve_parser = commands.add_parser(
+        "serve",
+        help="serve a WSGI or ASGI app (or the built-in demo) on a server of your choice",
+        description="Serve APP on a server, wrapping it when the server speaks the other\n"
+        "protocol: a WSGI app on an ASGI server through adapter.WsgiToAsgi, an ASGI app\n"
+        "on a WSGI server through adapter.AsgiToWsgi.",
+        epilog=_SERVE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add = serve_parser.add_argument
+    add(
+        "app",
+        nargs="?",
+        metavar="APP",
+        help="the app: 'module:attribute' or "
+        "'path/to/file.py:attribute' (default: the built-in demo)",
+    )
+    add(
+        "--server",
+        default="uvicorn",
+        choices=list(SERVERS),
+        metavar="SERVER",
+        help=f"the server to run: {', '.join(SERVERS)} (default: %(default)s)",
+    )
+    add(
+        "--interface",
+        default="auto",
+        choices=["auto", "wsgi", "asgi"],
+        help="the app's protocol; auto: an 'async def' call is ASGI, a plain callable "
+        "taking (environ, start_response) WSGI (default: %(default)s)",
+    )
+    add(
+        "--factory",
+        action="store_true",
+        help="APP names a callable taking no arguments that returns the app",
+    )
+    add("--host", default="127.0.0.1", help="the address to listen on (default: %(default)s)")
+    add("--port", type=_port, default=8000, help="the port to listen on (default: %(default)s)")
+    add(
+        "--workers",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="worker processes, for uvicorn, hypercorn, granian and gunicorn "
+        "(default: %(default)s)",
+    )
+    add(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="the server's and adapter's log level (default: %(default)s)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status.
+
+    :param argv: the arguments after the program name (default: ``sys.argv[1:]``).
+    """
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s"
+    )
+    try:
+        return serve(args)
+    except CommandError as exc:
+        sys.stderr.write(f"{PROG} {args.command}: error: {exc}\n")
+        return 1
+    except KeyboardInterrupt:
+        return 0

@@ -1,0 +1,234 @@
+"""ThreadMailbox: work posted from other threads runs in the thread that waits."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import threading
+from collections.abc import Callable
+
+import pytest
+
+import adapter._runtime.mailbox
+from adapter._runtime.handoff import Handoff
+from adapter._runtime.mailbox import MailboxClosed, ThreadMailbox, current_mailbox
+
+
+def in_thread(func: Callable[[], object]) -> threading.Thread:
+    thread = threading.Thread(target=func, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_posted_work_runs_in_the_owner_thread_while_it_waits() -> None:
+    mailbox = ThreadMailbox()
+    done: concurrent.futures.Future[str] = concurrent.futures.Future()
+    ran_in: list[int] = []
+
+    def poster() -> None:
+        finished = threading.Event()
+
+        def job() -> None:
+            ran_in.append(threading.get_ident())
+            finished.set()
+
+        mailbox.post(job)
+        assert finished.wait(10)
+        done.set_result("finished")
+
+    thread = in_thread(poster)
+    assert mailbox.wait(done, timeout=10) == "finished"
+    thread.join(10)
+    assert ran_in == [threading.get_ident()]
+    assert mailbox.owner == threading.get_ident()
+    assert mailbox.is_owned_by_current_thread()
+
+
+def test_wait_returns_at_once_for_a_done_future() -> None:
+    done: concurrent.futures.Future[int] = concurrent.futures.Future()
+    done.set_result(7)
+    assert ThreadMailbox().wait(done) == 7
+
+
+def test_wait_reraises_the_futures_exception_unchanged() -> None:
+    mailbox = ThreadMailbox()
+    failed: concurrent.futures.Future[int] = concurrent.futures.Future()
+    error = ValueError("from the other side")
+    in_thread(lambda: failed.set_exception(error))
+    with pytest.raises(ValueError, match="from the other side") as caught:
+        mailbox.wait(failed, timeout=10)
+    assert caught.value is error
+
+
+def test_wait_times_out_with_timeout_error() -> None:
+    never: concurrent.futures.Future[int] = concurrent.futures.Future()
+    with pytest.raises(TimeoutError):
+        ThreadMailbox().wait(never, timeout=0.01)
+
+
+def test_work_posted_between_waits_runs_in_the_next_wait() -> None:
+    mailbox = ThreadMailbox()
+    ran: list[str] = []
+    mailbox.post(lambda: ran.append("queued"))
+    assert ran == []
+    done: concurrent.futures.Future[None] = concurrent.futures.Future()
+    mailbox.post(lambda: done.set_result(None))
+    mailbox.wait(done, timeout=10)
+    assert ran == ["queued"]
+
+
+def test_close_runs_accepted_work_then_refuses_more() -> None:
+    ran: list[int] = []
+    with ThreadMailbox() as mailbox:
+        mailbox.post(lambda: ran.append(threading.get_ident()))
+    assert ran == [threading.get_ident()]
+    assert mailbox.closed
+    with pytest.raises(MailboxClosed, match="stopped waiting"):
+        mailbox.post(lambda: None)
+    assert isinstance(MailboxClosed(), RuntimeError)
+    mailbox.close()  # twice is harmless
+
+
+def test_post_from_another_thread_after_close_raises_there() -> None:
+    mailbox = ThreadMailbox()
+    mailbox.close()
+    errors: list[BaseException] = []
+
+    def poster() -> None:
+        try:
+            mailbox.post(lambda: None)
+        except MailboxClosed as exc:
+            errors.append(exc)
+
+    in_thread(poster).join(10)
+    assert len(errors) == 1
+
+
+def test_waits_nest_and_share_the_queue() -> None:
+    mailbox = ThreadMailbox()
+    outer: concurrent.futures.Future[str] = concurrent.futures.Future()
+    inner: concurrent.futures.Future[str] = concurrent.futures.Future()
+    order: list[str] = []
+
+    def nested_job() -> None:
+        # Runs in the owner; waits again, and work posted meanwhile still runs.
+        order.append("nested start")
+        in_thread(lambda: mailbox.post(lambda: inner.set_result("inner")))
+        order.append(mailbox.wait(inner, timeout=10))
+        outer.set_result("outer")
+
+    in_thread(lambda: mailbox.post(nested_job))
+    assert mailbox.wait(outer, timeout=10) == "outer"
+    assert order == ["nested start", "inner"]
+
+
+def test_only_the_owner_may_wait_or_close() -> None:
+    mailbox = ThreadMailbox()
+    done: concurrent.futures.Future[None] = concurrent.futures.Future()
+    errors: list[str] = []
+
+    def intruder() -> None:
+        try:
+            mailbox.wait(done)
+        except RuntimeError as exc:
+            errors.append(str(exc))
+        try:
+            mailbox.close()
+        except RuntimeError as exc:
+            errors.append(str(exc))
+
+    in_thread(intruder).join(10)
+    assert len(errors) == 2
+    assert all("thread that created the mailbox" in message for message in errors)
+
+
+def test_a_failing_job_is_logged_and_does_not_break_the_wait(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    mailbox = ThreadMailbox()
+    done: concurrent.futures.Future[str] = concurrent.futures.Future()
+
+    def broken() -> None:
+        raise KeyError("job")
+
+    mailbox.post(broken)
+    mailbox.post(lambda: done.set_result("still served"))
+    with caplog.at_level(logging.ERROR, logger="adapter"):
+        assert mailbox.wait(done, timeout=10) == "still served"
+    assert "work posted to a ThreadMailbox raised" in caplog.text
+
+
+def test_many_futures_in_a_row_each_wake_the_owner() -> None:
+    # The hot path of AsgiToWsgi: one wait per future, each resolved from another thread.
+    mailbox = ThreadMailbox()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        for number in range(200):
+            assert mailbox.wait(pool.submit(pow, number, 2), timeout=10) == number**2
+
+
+def test_current_mailbox_defaults_to_none() -> None:
+    assert current_mailbox.get() is None
+
+
+class _CountedHandoff(Handoff[str]):
+    """A Handoff that counts how often a waiter registered its wake-up."""
+
+    __slots__ = ("registered",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.registered = 0
+
+    def add_done_callback(self, callback: Callable[[Handoff[str]], object]) -> None:
+        self.registered += 1
+        super().add_done_callback(callback)
+
+
+def test_an_answer_given_while_the_waiter_yields_is_taken_without_blocking(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The other side (here: the stand-in for sched_yield) answers while the waiter
+    # has given up the CPU; the wait then returns without queueing a wake-up.
+    mailbox = ThreadMailbox()
+    answer = _CountedHandoff()
+    yields: list[int] = []
+
+    def other_side_runs() -> None:
+        yields.append(1)
+        answer.set_result("ready")
+
+    monkeypatch.setattr(adapter._runtime.mailbox, "_sched_yield", other_side_runs)
+    assert mailbox.wait(answer, timeout=10) == "ready"
+    assert yields == [1]
+    assert answer.registered == 0
+    mailbox.close()
+
+
+@pytest.mark.parametrize("sched_yield", ["none", "returns at once"])
+def test_a_wait_the_yield_does_not_answer_blocks_until_the_answer(
+    monkeypatch: pytest.MonkeyPatch, sched_yield: str
+) -> None:
+    # Without sched_yield (Windows), or when nothing else ran, the wait blocks as before.
+    calls: list[int] = []
+    replacement = None if sched_yield == "none" else (lambda: calls.append(1))
+    monkeypatch.setattr(adapter._runtime.mailbox, "_sched_yield", replacement)
+    mailbox = ThreadMailbox()
+    answer = _CountedHandoff()
+    timer = threading.Timer(0.05, answer.set_result, args=("later",))
+    timer.start()
+    try:
+        assert mailbox.wait(answer, timeout=10) == "later"
+    finally:
+        timer.cancel()
+    assert answer.registered == 1
+    assert calls == ([] if sched_yield == "none" else [1])
+    mailbox.close()
+
+
+def test_a_done_future_is_taken_without_yielding(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    monkeypatch.setattr(adapter._runtime.mailbox, "_sched_yield", lambda: calls.append(1))
+    answer: Handoff[str] = Handoff()
+    answer.set_result("done")
+    assert ThreadMailbox().wait(answer) == "done"
+    assert calls == []

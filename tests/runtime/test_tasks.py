@@ -1,0 +1,207 @@
+"""adapter._runtime.tasks: asyncio tasks started from the loop's thread and from other threads.
+
+Each test runs an asyncio loop in a thread of its own, as the shared loop of AsgiToWsgi
+and an outer loop of async_to_sync are run, and starts tasks on it from the test's
+thread.  The module is asyncio's only (trio starts its tasks through its own token).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import gc
+import sys
+import threading
+import weakref
+from collections.abc import Iterator
+
+import pytest
+
+from adapter._runtime import tasks as _tasks
+
+where: contextvars.ContextVar[str] = contextvars.ContextVar("where", default="unset")
+
+
+class LoopThread:
+    """An asyncio loop running in a daemon thread; ``run`` calls a function on it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.thread = threading.Thread(target=loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, func: object) -> object:
+        answer: concurrent.futures.Future[object] = concurrent.futures.Future()
+
+        def call() -> None:
+            answer.set_result(func() if callable(func) else None)
+
+        self.loop.call_soon_threadsafe(call)
+        return answer.result(timeout=10)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        assert not self.thread.is_alive()
+        self.loop.close()
+
+
+@pytest.fixture(params=["plain", "debug", "subclass"])
+def loop_thread(request: pytest.FixtureRequest) -> Iterator[LoopThread]:
+    """asyncio's own loop, the same in debug mode, and a loop class of someone else's.
+
+    Each gets its tasks through ``call_soon_threadsafe`` (a debug loop refuses a plain
+    call_soon from another thread with RuntimeError).
+    """
+
+    class SomeoneElsesLoop(asyncio.SelectorEventLoop):
+        pass
+
+    loop = SomeoneElsesLoop() if request.param == "subclass" else asyncio.new_event_loop()
+    loop.set_debug(request.param == "debug")
+    thread = LoopThread(loop)
+    yield thread
+    thread.stop()
+
+
+def test_spawn_threadsafe_runs_the_coroutine_on_the_loop_in_the_given_context(
+    loop_thread: LoopThread,
+) -> None:
+    seen: concurrent.futures.Future[tuple[str, bool, str]] = concurrent.futures.Future()
+
+    async def report(word: str) -> None:
+        await asyncio.sleep(0)
+        in_loop_thread = threading.current_thread() is loop_thread.thread
+        seen.set_result((word, in_loop_thread, where.get()))
+        where.set("changed in the task")
+
+    context = contextvars.copy_context()
+    context.run(where.set, "the caller's")
+    _tasks.spawn_threadsafe(loop_thread.loop, report, "hello", context=context)
+    assert seen.result(timeout=10) == ("hello", True, "the caller's")
+    assert where.get() == "unset"  # the calling thread's own context is not the task's
+
+
+def test_spawn_threadsafe_takes_the_calling_threads_context_by_default(
+    loop_thread: LoopThread,
+) -> None:
+    seen: concurrent.futures.Future[str] = concurrent.futures.Future()
+
+    async def report() -> None:
+        seen.set_result(where.get())
+
+    token = where.set("the calling thread's")
+    try:
+        _tasks.spawn_threadsafe(loop_thread.loop, report)
+    finally:
+        where.reset(token)
+    assert seen.result(timeout=10) == "the calling thread's"
+
+
+def test_a_task_is_referenced_while_it_runs_and_forgotten_when_it_ends(
+    loop_thread: LoopThread,
+) -> None:
+    # asyncio keeps only weak references to tasks: one waiting on a future that nothing
+    # else references must still be there to be woken.
+    release: concurrent.futures.Future[tuple[asyncio.Future[None], weakref.ref[object]]]
+    release = concurrent.futures.Future()
+    ended: concurrent.futures.Future[str] = concurrent.futures.Future()
+
+    async def wait_on_a_future_of_its_own() -> None:
+        future = asyncio.get_running_loop().create_future()
+        release.set_result((future, weakref.ref(asyncio.current_task())))
+        await future
+        ended.set_result("woken")
+
+    _tasks.spawn_threadsafe(loop_thread.loop, wait_on_a_future_of_its_own)
+    future, task = release.result(timeout=10)
+    loop_thread.run(gc.collect)
+    assert task() is not None
+    assert loop_thread.run(lambda: task() in _tasks._running)
+    loop_thread.loop.call_soon_threadsafe(future.set_result, None)
+    del future
+    assert ended.result(timeout=10) == "woken"
+    loop_thread.run(lambda: None)  # a pass after the task's end (a done callback's turn)
+    assert not loop_thread.run(lambda: task() in _tasks._running)
+
+
+def test_spawn_on_the_loops_own_thread(loop_thread: LoopThread) -> None:
+    seen: concurrent.futures.Future[str] = concurrent.futures.Future()
+
+    async def report() -> None:
+        seen.set_result(where.get())
+
+    def start() -> None:
+        context = contextvars.copy_context()
+        context.run(where.set, "given")
+        _tasks.spawn(loop_thread.loop, report, context=context)
+
+    loop_thread.run(start)
+    assert seen.result(timeout=10) == "given"
+
+
+def test_what_the_coroutine_raises_stays_in_its_task(loop_thread: LoopThread) -> None:
+    async def fail() -> None:
+        raise ValueError("stays in the task")
+
+    reported: list[BaseException] = []
+    loop_thread.loop.set_exception_handler(lambda _, context: reported.append(context["exception"]))
+    _tasks.spawn_threadsafe(loop_thread.loop, fail)  # raises nothing here
+    loop_thread.run(lambda: None)  # the task has run
+    loop_thread.run(gc.collect)  # asyncio reports a task's unretrieved error when it goes
+    assert [str(error) for error in reported] == ["stays in the task"]
+
+
+def test_a_task_cancelled_before_its_first_step_calls_if_unstarted() -> None:
+    # asyncio drops such a coroutine unstarted, and whoever waits for it (a sync thread)
+    # would wait forever: if_unstarted answers it instead.
+    seen: list[str] = []
+
+    async def never_runs() -> None:
+        seen.append("started")
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        _tasks.spawn(loop, never_runs, if_unstarted=lambda: seen.append("answered"))
+        if sys.version_info < (3, 12):  # an eager task has no time before its first step
+            for task in asyncio.all_tasks(loop):
+                if task is not asyncio.current_task():
+                    task.cancel()
+        for _ in range(3):
+            await asyncio.sleep(0)
+
+    asyncio.run(main())
+    assert seen == (["answered"] if sys.version_info < (3, 12) else ["started"])
+
+
+def test_if_unstarted_is_not_called_for_a_task_that_started() -> None:
+    seen: list[str] = []
+
+    async def cancelled_later() -> None:
+        seen.append("started")
+        await asyncio.sleep(10)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        _tasks.spawn(loop, cancelled_later, if_unstarted=lambda: seen.append("answered"))
+        await asyncio.sleep(0)
+        for task in asyncio.all_tasks(loop):
+            if task is not asyncio.current_task():
+                task.cancel()
+        for _ in range(3):
+            await asyncio.sleep(0)
+
+    asyncio.run(main())
+    assert seen == ["started"]
+
+
+def test_spawn_threadsafe_on_a_closed_loop_raises() -> None:
+    loop = asyncio.new_event_loop()
+    loop.close()
+
+    async def never() -> None:
+        raise AssertionError("never runs")
+
+    with pytest.raises(RuntimeError, match="closed"):
+        _tasks.spawn_threadsafe(loop, never)

@@ -1,0 +1,106 @@
+"""adapter.wsgi_to_asgi.pipes: the bounded pipes between WsgiToAsgi's loop and worker threads."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from adapter.exceptions import ClientDisconnected
+from adapter.wsgi_to_asgi.pipes import BodyPipe, ChunkPipe
+
+
+def test_chunk_pipe_holds_the_worker_back_by_bytes() -> None:
+    pipe = ChunkPipe(limit=10)
+    assert pipe.put(b"12345678")
+    assert pipe.put(b"9abc")  # the limit may be passed by one chunk...
+    blocked = threading.Event()
+    put_result: list[bool] = []
+
+    def worker() -> None:
+        blocked.set()
+        put_result.append(pipe.put(b"later"))  # ...and then the worker waits
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    assert blocked.wait(5)
+    assert put_result == []  # still waiting: nothing was taken
+    assert pipe.take() == ([b"12345678", b"9abc"], False, None)
+    thread.join(5)
+    assert put_result == [True]
+    pipe.finish()
+    assert pipe.take() == ([b"later"], True, None)
+
+
+def test_chunk_pipe_notifies_only_a_waiting_loop() -> None:
+    pipe = ChunkPipe(limit=100)
+    calls: list[str] = []
+    assert pipe.notify_when_ready(lambda: calls.append("ready"))
+    pipe.put(b"a")
+    pipe.put(b"b")
+    assert calls == ["ready"]  # one wake-up for the batch
+    assert not pipe.notify_when_ready(lambda: calls.append("again"))  # data is there
+    error = LookupError("app failed")
+    pipe.finish(error)
+    assert pipe.take() == ([b"a", b"b"], True, error)
+
+
+def test_chunk_pipe_stop_frees_a_waiting_worker() -> None:
+    pipe = ChunkPipe(limit=1)
+    assert pipe.put(b"full")
+    results: list[bool] = []
+    thread = threading.Thread(target=lambda: results.append(pipe.put(b"more")))
+    thread.start()
+    pipe.stop()
+    thread.join(5)
+    assert results == [False]
+    assert not pipe.put(b"after")
+
+
+def test_body_pipe_bounds_the_read_ahead() -> None:
+    pipe = BodyPipe(limit=10)
+    woken: list[str] = []
+    assert pipe.room_or_notify(lambda: woken.append("room"))
+    pipe.feed(b"0123456789ab", more_body=True)  # one message may pass the limit
+    assert not pipe.room_or_notify(lambda: woken.append("room"))  # then the loop waits
+    assert pipe.read(4) == (b"0123456789ab", True)  # whole messages, past what it needs
+    assert woken == ["room"]  # and wakes the loop once
+    assert pipe.room_or_notify(lambda: woken.append("again"))
+
+
+def test_body_pipe_read_waits_for_the_loop() -> None:
+    pipe = BodyPipe(limit=100)
+    results: list[tuple[bytes, bool]] = []
+    reader = threading.Thread(target=lambda: results.append(pipe.read(1)))
+    reader.start()
+    pipe.feed(b"last", more_body=False)
+    reader.join(5)
+    assert results == [(b"last", False)]
+    assert pipe.read(1) == (b"", False)
+
+
+def test_body_pipe_closed_early_means_disconnected_after_what_arrived() -> None:
+    pipe = BodyPipe(limit=100)
+    pipe.feed(b"part", more_body=True)
+    pipe.close()
+    assert pipe.read(10) == (b"part", True)
+    with pytest.raises(ClientDisconnected):
+        pipe.read(10)
+
+
+def test_body_pipe_closed_after_the_end_is_just_the_end() -> None:
+    pipe = BodyPipe(limit=100)
+    pipe.feed(b"all", more_body=False)
+    pipe.close()
+    assert pipe.read(10) == (b"all", False)
+    assert pipe.read(10) == (b"", False)
+
+
+def test_body_pipe_read_takes_whole_messages_up_to_what_it_needs() -> None:
+    pipe = BodyPipe(limit=100)
+    for piece in (b"ab", b"cd", b"ef"):
+        pipe.feed(piece, more_body=True)
+    pipe.feed(b"", more_body=False)
+    assert pipe.read(3) == (b"abcd", True)
+    assert pipe.read(100) == (b"ef", False)
+    assert pipe.read(1) == (b"", False)
