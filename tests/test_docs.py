@@ -133,8 +133,8 @@ def test_every_include_exists_and_every_example_is_shown() -> None:
 def test_sizes_in_the_pictures_are_the_codes() -> None:
     """The diagrams and pages quote the buffer sizes; they must be the code's."""
     from adapter.asgi_to_wsgi.input_reader import BODY_PIECE_SIZE
-    from adapter.wsgi_to_asgi import responder as wsgi_to_asgi
-    from adapter.wsgi_to_asgi import streams
+    from adapter.wsgi_to_asgi.responder import responder as wsgi_to_asgi
+    from adapter.wsgi_to_asgi.responder import streams
 
     def text(name: str) -> str:
         return " ".join((DOCS / name).read_text().split())

@@ -1,5 +1,5 @@
 """Threads and event loops, under ``WsgiToAsgi``, ``AsgiToWsgi`` and the sync helpers.
 
-Nothing here imports a direction package (``adapter.wsgi_to_asgi``,
-``adapter.asgi_to_wsgi``) or ``adapter.sync``: they stand on it.
+Nothing here imports a direction package (``adapter.wsgi_to_asgi.responder``,
+``adapter.asgi_to_wsgi.app``) or ``adapter.sync``: they stand on it.
 """

@@ -78,7 +78,7 @@ def _build(config: ServeConfig) -> Any:
 
 
 def worker_app() -> Any:
-    """Build the served app in a server's worker process (``adapter.cli:worker_app``).
+    """Build the served app in a server's worker process (``adapter.cli.main:worker_app``).
 
     Servers that import their app by string in each worker are given this factory.
 
@@ -89,7 +89,7 @@ def worker_app() -> Any:
     raw = os.environ.get(CONFIG_ENV)
     if raw is None:
         raise RuntimeError(
-            f"adapter.cli:worker_app serves what `{PROG} serve` chose, and the "
+            f"adapter.cli.main:worker_app serves what `{PROG} serve` chose, and the "
             f"{CONFIG_ENV} environment variable it sets is missing: start the server "
             f"with `{PROG} serve APP`"
         )
@@ -216,7 +216,7 @@ examples:
   {PROG} serve app.py:create_app --factory             build the app by calling create_app()
 
 Worker processes that a server starts by import string (uvicorn --workers, hypercorn,
-granian) import adapter.cli:worker_app, which rebuilds the same app from the
+granian) import adapter.cli.main:worker_app, which rebuilds the same app from the
 {CONFIG_ENV} environment variable this command sets.
 """
 

@@ -43,7 +43,7 @@ logger = logging.getLogger("adapter")
 
 Protocol: TypeAlias = Literal["asgi", "wsgi"]
 
-WORKER_TARGET = "adapter.cli:worker_app"
+WORKER_TARGET = "adapter.cli.main:worker_app"
 """The factory a server's worker processes import: it rebuilds the served app there."""
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from adapter import AsgiToWsgi, WsgiToAsgi
-from adapter.cli import main as cli
+from adapter.cli.main import main as cli
 from adapter.cli.servers import SERVERS, is_coroutine_callable, served_app
 from tests.apps import cli_asgi, cli_odd, cli_wsgi
 from tests.servers import ROOT, free_port, run_python

@@ -129,7 +129,7 @@ def test_workers_pass_through_and_each_answers(server: str, app: str, tmp_path: 
 
 
 def test_wsgi_app_on_uvicorn_workers(tmp_path: Path) -> None:
-    # uvicorn's workers import adapter.cli:worker_app, which wraps the app in each of them.
+    # uvicorn's workers import adapter.cli.main:worker_app, which wraps the app in each of them.
     command = serve("tests.apps.cli_wsgi:app", "--workers", "2", "--log-level", "warning")
     with running_server(command) as url:
         _, body = get_json(url + "/")

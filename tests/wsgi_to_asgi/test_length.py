@@ -10,8 +10,8 @@ from collections.abc import Iterable, Iterator
 import pytest
 
 from adapter._types import Environ, StartResponse
-from adapter.wsgi_to_asgi import PULL_BYTES
-from tests.test_wsgi_to_asgi import Server, http_scope, serve
+from adapter.wsgi_to_asgi.responder import PULL_BYTES
+from tests.wsgi_to_asgi.test_app import Server, http_scope, serve
 
 BIG = 64 * 1024
 # (name, chunks): a small body, and one far past a batch, so it streams through the pipe.
