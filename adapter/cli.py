@@ -36,7 +36,15 @@ from adapter import __version__
 from adapter._loading import CommandError, detect_interface, load_app, one_line
 from adapter._servers import SERVERS, Launch, Protocol, Server, host_port, served_app
 
-__all__ = ["CONFIG_ENV", "CommandError", "detect_interface", "load_app", "main", "worker_app"]
+__all__ = [
+    "CONFIG_ENV",
+    "CommandError",
+    "configure_logging",
+    "detect_interface",
+    "load_app",
+    "main",
+    "worker_app",
+]
 
 logger = logging.getLogger("adapter")
 
@@ -284,15 +292,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+LOG_FORMAT = "%(levelname)s:     %(name)s: %(message)s"
+
+
+def configure_logging(level: str) -> None:
+    """Give the ``adapter`` logger a handler on stderr at ``level``, and nothing else.
+
+    The root logger is left alone: an app that configures its own logging (Django does)
+    would otherwise see each of its records twice, once through its handler and once
+    through one the command line added to the root.  The ``adapter`` logger does not
+    propagate, so a root handler the app adds does not repeat adapter's lines either.
+
+    :param level: a level name (``--log-level``), in any case.
+    """
+    adapter_logger = logging.getLogger("adapter")
+    adapter_logger.setLevel(level.upper())
+    adapter_logger.propagate = False
+    if not any(getattr(h, "name", None) == PROG for h in adapter_logger.handlers):
+        handler = logging.StreamHandler()
+        handler.set_name(PROG)
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        adapter_logger.addHandler(handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status.
 
     :param argv: the arguments after the program name (default: ``sys.argv[1:]``).
     """
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s"
-    )
+    configure_logging(args.log_level)
     try:
         return serve(args)
     except CommandError as exc:
