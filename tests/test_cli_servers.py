@@ -123,6 +123,9 @@ def _pids_of_two_requests(url: str, tmp_path: Path) -> tuple[int, int]:
 )
 def test_workers_pass_through_and_each_answers(server: str, app: str, tmp_path: Path) -> None:
     command = serve(app, "--server", server, "--workers", "2", "--log-level", "warning")
+    if server == "gunicorn":
+        # One thread per worker (the sync worker), so a busy worker can not answer.
+        command += ["--threads", "1"]
     with running_server(command) as url:
         first, other = _pids_of_two_requests(url, tmp_path)
     assert first != other
