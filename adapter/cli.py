@@ -63,6 +63,7 @@ class ServeConfig:
     interface: Protocol
     server: str
     import_path: list[str]
+    reload: bool = False
 
 
 def _load_demo(server: Server) -> Any:
@@ -106,7 +107,26 @@ def worker_app() -> Any:
     for entry in reversed(config.import_path):
         if entry not in sys.path:
             sys.path.insert(0, entry)
+    if config.reload:
+        _forget_project_modules(config.import_path)
     return _build(config)
+
+
+def _forget_project_modules(import_path: list[str]) -> None:
+    """Drop the project's modules a forked worker inherited, so it imports the edited code.
+
+    With ``--reload``, granian and hypercorn start each new worker from a process that
+    imported the app before the files changed.
+    """
+    roots = [Path(entry).resolve() for entry in import_path]
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if file is None or name == "adapter" or name.startswith("adapter."):
+            continue
+        if "site-packages" in Path(file).parts:  # a virtualenv inside the project
+            continue
+        if any(root in Path(file).resolve().parents for root in roots):
+            del sys.modules[name]
 
 
 def _ensure_installed(server: Server) -> None:
@@ -187,7 +207,9 @@ def serve(args: argparse.Namespace) -> int:
     # elsewhere; only the address this command chose is checked here.
     if launch.uds is None and not _server_settings_given(server, launch):
         _ensure_port_free(launch.bind_host, launch.bind_port)
-    config = ServeConfig(args.app, args.factory, interface, server.name, [import_path])
+    config = ServeConfig(
+        args.app, args.factory, interface, server.name, [import_path], reload=args.reload
+    )
     os.environ[CONFIG_ENV] = json.dumps(asdict(config))
     wrapper = {
         ("wsgi", "asgi"): " through adapter.WsgiToAsgi",
