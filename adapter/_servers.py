@@ -188,7 +188,7 @@ SERVERS: dict[str, Server] = {
             "waitress",
             False,
             run_waitress,
-            _ALL - {"--reload", "--ssl-certfile"},
+            _ALL - {"--reload", "--ssl-certfile", "--ssl-keyfile"},
             "",
         ),
         Server("wsgiref", "wsgi", None, False, run_wsgiref, frozenset(), ""),

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from adapter import AsgiToWsgi, WsgiToAsgi, cli
-from adapter._servers import SERVERS, is_coroutine_callable, served_app
+from adapter._servers import OPTIONS, SERVERS, is_coroutine_callable, served_app
 from tests.apps import cli_asgi, cli_logging, cli_odd, cli_wsgi
 from tests.servers import ROOT, free_port, run_python
 
@@ -146,6 +146,41 @@ BAD_INPUT = [
     pytest.param(["--port", "70000"], ["between 1 and 65535"], id="bad-port"),
     pytest.param(["--interface", "rsgi"], ["invalid choice: 'rsgi'"], id="unknown-interface"),
     pytest.param(["--factory"], ["need an APP"], id="demo-factory"),
+    pytest.param(
+        ["tests.apps.cli_wsgi:app", "--server", "gunicorn", "--reload"],
+        ["gunicorn does not support --reload; uvicorn, hypercorn, granian do"],
+        id="reload-unsupported",
+    ),
+    pytest.param(
+        ["tests.apps.cli_wsgi:app", "--server", "wsgiref", "--", "--anything"],
+        ["wsgiref does not support arguments after --"],
+        id="server-args-unsupported",
+    ),
+    pytest.param(
+        ["tests.apps.cli_wsgi:app", "--threads", "4"],
+        ["uvicorn does not support --threads; gunicorn, waitress do"],
+        id="threads-unsupported",
+    ),
+    pytest.param(
+        ["tests.apps.cli_wsgi:app", "--server", "waitress", "--ssl-certfile", "c.pem"],
+        ["waitress does not support --ssl-certfile"],
+        id="tls-unsupported",
+    ),
+    pytest.param(
+        ["tests.apps.cli_wsgi:app", "--server", "hypercorn", "--forwarded-allow-ips", "*"],
+        ["hypercorn does not support --forwarded-allow-ips"],
+        id="forwarded-unsupported",
+    ),
+    pytest.param(
+        ["tests.apps.cli_wsgi:app", "--root-path", "api"],
+        ["must start with '/'"],
+        id="root-path-relative",
+    ),
+    pytest.param(
+        ["tests.apps.cli_wsgi:app", "--ssl-keyfile", "k.pem"],
+        ["needs --ssl-certfile"],
+        id="key-without-cert",
+    ),
     pytest.param(
         ["tests.apps.cli_wsgi:app", "--host", "no-such-host.invalid"],
         ["cannot listen on host"],
@@ -396,3 +431,22 @@ def test_every_extra_is_explained_on_the_command_line_page() -> None:
     page = (ROOT / "docs" / "cli.rst").read_text()
     for extra in _extras():
         assert f"``[{extra}]``" in page, f"docs/cli.rst does not say what [{extra}] brings"
+
+
+def test_the_docs_table_of_options_is_the_servers_table() -> None:
+    # docs/cli.rst has a row per option and a column per server: "yes" where it is honoured.
+    page = (ROOT / "docs" / "cli.rst").read_text()
+    table = page[page.index(".. _option-support:") :]
+    rows = table.split("   * - ")[2:]
+    found = {}
+    for row in rows:
+        cells = [cell.strip() for cell in row.split("\n     - ")]
+        option = cells[0].strip("`").split()[0].strip("`")
+        if option not in OPTIONS:
+            break
+        found[option] = {
+            name for name, cell in zip(SERVERS, cells[1:], strict=True) if cell.startswith("yes")
+        }
+    assert found == {
+        option: {n for n, s in SERVERS.items() if option in s.options} for option in OPTIONS
+    }
