@@ -40,6 +40,10 @@ from tests.servers import run_python, running_server
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 EXAMPLES = DOCS / "examples"
+GENERATED = DOCS / "_generated"
+
+# The files docs/conf.py writes into docs/_generated from ``python -m adapter ... --help``.
+GENERATED_HELP = {"cli-help.txt": [], "cli-serve-help.txt": ["serve"]}
 
 # Example files that exist to make a shown example work, but are not shown themselves.
 SUPPORTING_FILES = {
@@ -119,6 +123,12 @@ def test_every_include_exists_and_every_example_is_shown() -> None:
         for argument, _ in _directive_blocks(page.read_text(), ("literalinclude",)):
             base = DOCS if argument.startswith("/") else page.parent
             path = (base / argument.lstrip("/")).resolve()
+            if GENERATED in path.parents:
+                # Written by docs/conf.py when Sphinx runs, so absent from a fresh clone:
+                # check that what it is written from works, not that it was written.
+                assert path.name in GENERATED_HELP, f"{page.name}: unknown {argument}"
+                _cli_help(GENERATED_HELP[path.name])
+                continue
             assert path.is_file(), f"{page.name} includes a missing file: {argument}"
             if EXAMPLES in path.parents:
                 shown.add(path.relative_to(EXAMPLES).as_posix())
@@ -133,8 +143,8 @@ def test_every_include_exists_and_every_example_is_shown() -> None:
 def test_sizes_in_the_pictures_are_the_codes() -> None:
     """The diagrams and pages quote the buffer sizes; they must be the code's."""
     from adapter.asgi_to_wsgi.input_reader import BODY_PIECE_SIZE
-    from adapter.wsgi_to_asgi.responder import responder as wsgi_to_asgi
-    from adapter.wsgi_to_asgi.responder import streams
+    from adapter.wsgi_to_asgi import responder as wsgi_to_asgi
+    from adapter.wsgi_to_asgi import streams
 
     def text(name: str) -> str:
         return " ".join((DOCS / name).read_text().split())
@@ -205,10 +215,35 @@ def _example_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def _serve_help() -> str:
-    done = run_python("-m", "adapter", "serve", "--help")
+def _cli_help(arguments: list[str]) -> str:
+    done = run_python("-m", "adapter", *arguments, "--help")
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+def _serve_help() -> str:
+    return _cli_help(["serve"])
+
+
+def test_conf_py_writes_the_help_files_the_tests_expect() -> None:
+    conf = (DOCS / "conf.py").read_text()
+    for name, arguments in GENERATED_HELP.items():
+        assert f'("{name}", {json.dumps(arguments)})' in conf, name
+
+
+def test_ci_runs_the_readme_test_command_before_anything_is_built() -> None:
+    # So that a test leaning on a file the docs build (or anything else) generates fails
+    # in CI as it does on a fresh clone.
+    script = (ROOT / ".ci" / "run").read_text()
+    readme = (ROOT / "README.md").read_text()
+    test_line = next(line for line in readme.splitlines() if "# the whole test suite" in line)
+    assert "python -m pytest" in test_line
+    # .ci/run reads the command from that line of the README and runs it.
+    assert "# the whole test suite" in script
+    run_tests = script.index('bash -c "$readme_test_command"')
+    for step in ("sphinx-build", "ruff check", "mypy", "benchmarks/"):
+        if step in script:
+            assert script.index(step) > run_tests, f".ci/run runs {step} before the tests"
 
 
 def test_every_command_names_an_app_of_the_servers_protocol(tmp_path: Path) -> None:

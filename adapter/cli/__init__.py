@@ -1,6 +1,6 @@
 """``python -m adapter``: the command line (:mod:`adapter.cli.main`).
 
-``worker_app`` is what a server's worker processes import (``adapter.cli.main:worker_app``)
+``worker_app`` is what a server's worker processes import (``adapter.cli:worker_app``)
 to build the same app the command line chose.
 """
 

@@ -33,10 +33,19 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from adapter import __version__
+from adapter.cli.launchers import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_THREADS
 from adapter.cli.loading import CommandError, detect_interface, load_app, one_line
-from adapter.cli.servers import SERVERS, Launch, Protocol, Server, host_port, served_app
+from adapter.cli.servers import OPTIONS, SERVERS, Launch, Protocol, Server, host_port, served_app
 
-__all__ = ["CONFIG_ENV", "CommandError", "detect_interface", "load_app", "main", "worker_app"]
+__all__ = [
+    "CONFIG_ENV",
+    "CommandError",
+    "configure_logging",
+    "detect_interface",
+    "load_app",
+    "main",
+    "worker_app",
+]
 
 logger = logging.getLogger("adapter")
 
@@ -54,6 +63,7 @@ class ServeConfig:
     interface: Protocol
     server: str
     import_path: list[str]
+    reload: bool = False
 
 
 def _load_demo(server: Server) -> Any:
@@ -78,7 +88,7 @@ def _build(config: ServeConfig) -> Any:
 
 
 def worker_app() -> Any:
-    """Build the served app in a server's worker process (``adapter.cli.main:worker_app``).
+    """Build the served app in a server's worker process (``adapter.cli:worker_app``).
 
     Servers that import their app by string in each worker are given this factory.
 
@@ -89,7 +99,7 @@ def worker_app() -> Any:
     raw = os.environ.get(CONFIG_ENV)
     if raw is None:
         raise RuntimeError(
-            f"adapter.cli.main:worker_app serves what `{PROG} serve` chose, and the "
+            f"adapter.cli:worker_app serves what `{PROG} serve` chose, and the "
             f"{CONFIG_ENV} environment variable it sets is missing: start the server "
             f"with `{PROG} serve APP`"
         )
@@ -97,7 +107,26 @@ def worker_app() -> Any:
     for entry in reversed(config.import_path):
         if entry not in sys.path:
             sys.path.insert(0, entry)
+    if config.reload:
+        _forget_project_modules(config.import_path)
     return _build(config)
+
+
+def _forget_project_modules(import_path: list[str]) -> None:
+    """Drop the project's modules a forked worker inherited, so it imports the edited code.
+
+    With ``--reload``, granian and hypercorn start each new worker from a process that
+    imported the app before the files changed.
+    """
+    roots = [Path(entry).resolve() for entry in import_path]
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if file is None or name == "adapter" or name.startswith("adapter."):
+            continue
+        if "site-packages" in Path(file).parts:  # a virtualenv inside the project
+            continue
+        if any(root in Path(file).resolve().parents for root in roots):
+            del sys.modules[name]
 
 
 def _ensure_installed(server: Server) -> None:
@@ -143,11 +172,12 @@ def serve(args: argparse.Namespace) -> int:
     server = SERVERS[args.server]
     if args.app is None and (args.factory or args.interface != "auto"):
         raise CommandError("--factory and --interface need an APP (the demo is WSGI)")
-    if args.workers > 1 and not server.multiprocess:
+    if args.workers is not None and args.workers > 1 and not server.multiprocess:
         several = ", ".join(name for name, other in SERVERS.items() if other.multiprocess)
         raise CommandError(
             f"{server.name} runs one process: --workers {args.workers} needs one of {several}"
         )
+    _check_server_options(server, args)
     _ensure_installed(server)
     if args.app is None:
         interface: Protocol = "wsgi"
@@ -157,18 +187,82 @@ def serve(args: argparse.Namespace) -> int:
         app, import_path = load_app(args.app, factory=args.factory)
         interface = detect_interface(app, args.interface, args.app)
         what = f"{args.app} ({interface.upper()})"
-    _ensure_port_free(args.host, args.port)
-    config = ServeConfig(args.app, args.factory, interface, server.name, [import_path])
+    launch = Launch(
+        served_app(app, interface, server.protocol),
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=args.log_level,
+        threads=args.threads,
+        reload=args.reload,
+        reload_dirs=(import_path,),
+        root_path=args.root_path,
+        forwarded_allow_ips=args.forwarded_allow_ips,
+        ssl_certfile=args.ssl_certfile,
+        ssl_keyfile=args.ssl_keyfile,
+        uds=args.uds,
+        server_args=tuple(args.server_args),
+    )
+    # The server's own settings (its environment, the words after --) may move it
+    # elsewhere; only the address this command chose is checked here.
+    if launch.uds is None and not _server_settings_given(server, launch):
+        _ensure_port_free(launch.bind_host, launch.bind_port)
+    config = ServeConfig(
+        args.app, args.factory, interface, server.name, [import_path], reload=args.reload
+    )
     os.environ[CONFIG_ENV] = json.dumps(asdict(config))
-    served = served_app(app, interface, server.protocol)
     wrapper = {
         ("wsgi", "asgi"): " through adapter.WsgiToAsgi",
         ("asgi", "wsgi"): " through adapter.AsgiToWsgi",
     }.get((interface, server.protocol), "")
-    url = f"http://{host_port(args.host, args.port)}/"
-    logger.info("serving %s%s on %s, %s", what, wrapper, server.name, url)
-    server.run(Launch(served, args.host, args.port, args.workers, args.log_level))
+    scheme = "https" if launch.ssl_certfile else "http"
+    where = (
+        f"the Unix socket {launch.uds}"
+        if launch.uds
+        else f"{scheme}://{host_port(launch.bind_host, launch.bind_port)}{args.root_path or ''}/"
+    )
+    logger.info("serving %s%s on %s, %s", what, wrapper, server.name, where)
+    server.run(launch)
     return 0
+
+
+# The environment variables through which each server reads its own settings.
+_SERVER_ENVIRONMENT = {
+    "uvicorn": "UVICORN_",
+    "granian": "GRANIAN_",
+    "gunicorn": "GUNICORN_CMD_ARGS",
+}
+
+
+def _server_settings_given(server: Server, launch: Launch) -> bool:
+    prefix = _SERVER_ENVIRONMENT.get(server.name)
+    in_environment = prefix is not None and any(name.startswith(prefix) for name in os.environ)
+    return in_environment or bool(launch.server_args)
+
+
+def _check_server_options(server: Server, args: argparse.Namespace) -> None:
+    """Refuse, in one line, an option the chosen server does not honour."""
+    for option, field in OPTIONS.items():
+        value = getattr(args, field)
+        if value in (None, False, []) or option in server.options:
+            continue
+        others = ", ".join(name for name, other in SERVERS.items() if option in other.options)
+        shown = "arguments after --" if option == "--" else option
+        raise CommandError(f"{server.name} does not support {shown}; {others} do")
+    if args.ssl_keyfile and not args.ssl_certfile:
+        raise CommandError("--ssl-keyfile needs --ssl-certfile (the certificate it goes with)")
+    if args.ssl_certfile and not args.ssl_keyfile and server.name in ("daphne", "hypercorn"):
+        raise CommandError(f"{server.name} needs --ssl-keyfile beside --ssl-certfile")
+    if args.uds and (args.host is not None or args.port is not None):
+        raise CommandError("--uds listens on a Unix socket: leave out --host and --port")
+    if args.root_path and not args.root_path.startswith("/"):
+        raise CommandError(f"--root-path must start with '/', got {args.root_path!r}")
+    if args.root_path and args.root_path.endswith("/"):
+        raise CommandError(f"--root-path must not end with '/', got {args.root_path!r}")
+    if server.name == "waitress" and args.forwarded_allow_ips and "," in args.forwarded_allow_ips:
+        raise CommandError(
+            "waitress trusts one proxy: --forwarded-allow-ips takes one address or *"
+        )
 
 
 class _Parser(argparse.ArgumentParser):
@@ -209,14 +303,21 @@ _SERVE_EPILOG = f"""\
 servers (each is an optional extra; uvicorn comes with [serve]):
 {_SERVER_LINES}
 
+options marked with a server list are refused, in one line, by the other servers; the
+servers' own environment settings (UVICORN_*, GRANIAN_*, GUNICORN_CMD_ARGS) are honoured
+where an option above is not given, and everything after -- goes to the server as it is.
+
 examples:
   {PROG} serve                                         the built-in demo on uvicorn
   {PROG} serve legacy.wsgi:application                 a Django WSGI app on uvicorn
   {PROG} serve main:app --server gunicorn --workers 4  a FastAPI app on gunicorn
   {PROG} serve app.py:create_app --factory             build the app by calling create_app()
+  {PROG} serve main:app --reload                       restart on code changes
+  {PROG} serve main:app --uds /run/app.sock --root-path /api --forwarded-allow-ips '*'
+  {PROG} serve main:app -- --timeout-keep-alive 30     a uvicorn option, as it is
 
 Worker processes that a server starts by import string (uvicorn --workers, hypercorn,
-granian) import adapter.cli.main:worker_app, which rebuilds the same app from the
+granian) import adapter.cli:worker_app, which rebuilds the same app from the
 {CONFIG_ENV} environment variable this command sets.
 """
 
@@ -265,15 +366,44 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="APP names a callable taking no arguments that returns the app",
     )
-    add("--host", default="127.0.0.1", help="the address to listen on (default: %(default)s)")
-    add("--port", type=_port, default=8000, help="the port to listen on (default: %(default)s)")
+    add("--host", help=f"the address to listen on (default: {DEFAULT_HOST})")
+    add("--port", type=_port, help=f"the port to listen on (default: {DEFAULT_PORT})")
     add(
         "--workers",
         type=_positive,
-        default=1,
         metavar="N",
-        help="worker processes, for uvicorn, hypercorn, granian and gunicorn "
-        "(default: %(default)s)",
+        help="worker processes, for uvicorn, hypercorn, granian and gunicorn (default: 1)",
+    )
+    add(
+        "--threads",
+        type=_positive,
+        metavar="N",
+        help="threads per process on gunicorn (gthread worker; 1: the sync worker) and "
+        f"waitress; each open stream holds one (default: {DEFAULT_THREADS})",
+    )
+    add(
+        "--reload",
+        action="store_true",
+        help="restart when the app's files change, for development (uvicorn, hypercorn, granian)",
+    )
+    add(
+        "--root-path",
+        metavar="PATH",
+        help="the prefix the app is mounted under behind a proxy, e.g. /api: the app's "
+        "SCRIPT_NAME / root_path",
+    )
+    add(
+        "--forwarded-allow-ips",
+        metavar="IPS",
+        help="trust X-Forwarded-For/-Proto from these proxy addresses (comma separated, * "
+        "for any), as behind nginx (uvicorn, gunicorn, waitress)",
+    )
+    add("--ssl-certfile", metavar="FILE", help="serve HTTPS with this certificate (PEM)")
+    add("--ssl-keyfile", metavar="FILE", help="the private key of --ssl-certfile (PEM)")
+    add(
+        "--uds",
+        metavar="PATH",
+        help="listen on this Unix domain socket instead of --host/--port",
     )
     add(
         "--log-level",
@@ -284,15 +414,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+LOG_FORMAT = "%(levelname)s:     %(name)s: %(message)s"
+
+
+def configure_logging(level: str) -> None:
+    """Give the ``adapter`` logger a handler on stderr at ``level``, and nothing else.
+
+    The root logger is left alone: an app that configures its own logging (Django does)
+    would otherwise see each of its records twice, once through its handler and once
+    through one the command line added to the root.  The ``adapter`` logger does not
+    propagate, so a root handler the app adds does not repeat adapter's lines either.
+
+    :param level: a level name (``--log-level``), in any case.
+    """
+    adapter_logger = logging.getLogger("adapter")
+    adapter_logger.setLevel(level.upper())
+    adapter_logger.propagate = False
+    if not any(getattr(h, "name", None) == PROG for h in adapter_logger.handlers):
+        handler = logging.StreamHandler()
+        handler.set_name(PROG)
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        adapter_logger.addHandler(handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status.
 
+    Everything after the first ``--`` goes to the server as it is.
+
     :param argv: the arguments after the program name (default: ``sys.argv[1:]``).
     """
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s"
-    )
+    words = list(sys.argv[1:] if argv is None else argv)
+    server_args = words[words.index("--") + 1 :] if "--" in words else []
+    ours = words[: words.index("--")] if "--" in words else words
+    args = build_parser().parse_args(ours)
+    args.server_args = server_args
+    configure_logging(args.log_level)
     try:
         return serve(args)
     except CommandError as exc:

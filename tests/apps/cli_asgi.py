@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import anyio
+
 from adapter._types import ASGIApp, Receive, Scope, Send
-from tests.apps.cli_common import answer
+from tests.apps.cli_common import HOLD_LIMIT, answer
 
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -18,10 +20,34 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
                 return
     if scope["type"] != "http":
         return
-    body = answer("asgi", scope["path"], scope["query_string"].decode("latin-1"), False)
+    if scope["path"].endswith("/events"):
+        await _events(send)
+        return
+    body = answer(
+        "asgi",
+        scope["path"],
+        scope["query_string"].decode("latin-1"),
+        False,
+        root_path=scope.get("root_path", ""),
+    )
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def _events(send: Send) -> None:
+    """Server-sent events, one tick at a time, until the client goes (or a limit passes)."""
+    headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    for tick in range(int(HOLD_LIMIT / 0.05)):
+        try:
+            await send(
+                {"type": "http.response.body", "body": b"data: %d\n\n" % tick, "more_body": True}
+            )
+        except OSError:  # AsgiToWsgi: the client went away
+            return
+        await anyio.sleep(0.05)
+    await send({"type": "http.response.body", "body": b""})
 
 
 class Application:

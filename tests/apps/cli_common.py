@@ -17,8 +17,8 @@ HOLD_LIMIT = 20.0
 """Seconds a held request waits for its release at most, so nothing hangs for ever."""
 
 
-def answer(interface: str, path: str, query: str, wrapped: bool) -> bytes:
-    """The JSON body for a request to ``path`` with ``query``."""
+def answer(interface: str, path: str, query: str, wrapped: bool, **details: object) -> bytes:
+    """The JSON body for a request to ``path`` with ``query``, and any ``details``."""
     if path == "/hold":
         params = {key: values[0] for key, values in parse_qs(query).items()}
         Path(params["started"]).write_text(str(os.getpid()))
@@ -27,4 +27,5 @@ def answer(interface: str, path: str, query: str, wrapped: bool) -> bytes:
         while not release.exists() and time.monotonic() < deadline:
             time.sleep(0.01)
     body = {"interface": interface, "pid": os.getpid(), "path": path, "wrapped": wrapped}
+    body.update(details)
     return json.dumps(body).encode()

@@ -11,7 +11,13 @@ from tests.apps.cli_common import answer
 def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
     """Answer JSON saying it is WSGI, its pid, and whether it runs behind WsgiToAsgi."""
     body = answer(
-        "wsgi", environ["PATH_INFO"], environ.get("QUERY_STRING", ""), "asgi.scope" in environ
+        "wsgi",
+        environ["PATH_INFO"],
+        environ.get("QUERY_STRING", ""),
+        "asgi.scope" in environ,
+        root_path=environ.get("SCRIPT_NAME", ""),
+        client=environ.get("REMOTE_ADDR"),
+        scheme=environ["wsgi.url_scheme"],
     )
     start_response(
         "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]

@@ -8,6 +8,7 @@ timeout, which a server that started anyway would hit).
 from __future__ import annotations
 
 import argparse
+import configparser
 import json
 import socket
 import subprocess
@@ -19,9 +20,9 @@ from typing import Any
 import pytest
 
 from adapter import AsgiToWsgi, WsgiToAsgi
-from adapter.cli.main import main as cli
-from adapter.cli.servers import SERVERS, is_coroutine_callable, served_app
-from tests.apps import cli_asgi, cli_odd, cli_wsgi
+from adapter.cli import main as cli
+from adapter.cli.servers import OPTIONS, SERVERS, is_coroutine_callable, served_app
+from tests.apps import cli_asgi, cli_logging, cli_odd, cli_wsgi
 from tests.servers import ROOT, free_port, run_python
 
 RUN_TIMEOUT = 60
@@ -147,6 +148,41 @@ BAD_INPUT = [
     pytest.param(["--interface", "rsgi"], ["invalid choice: 'rsgi'"], id="unknown-interface"),
     pytest.param(["--factory"], ["need an APP"], id="demo-factory"),
     pytest.param(
+        ["tests.apps.cli_wsgi:app", "--server", "gunicorn", "--reload"],
+        ["gunicorn does not support --reload; uvicorn, hypercorn, granian do"],
+        id="reload-unsupported",
+    ),
+    pytest.param(
+        ["tests.apps.cli_wsgi:app", "--server", "wsgiref", "--", "--anything"],
+        ["wsgiref does not support arguments after --"],
+        id="server-args-unsupported",
+    ),
+    pytest.param(
+        ["tests.apps.cli_wsgi:app", "--threads", "4"],
+        ["uvicorn does not support --threads; gunicorn, waitress do"],
+        id="threads-unsupported",
+    ),
+    pytest.param(
+        ["tests.apps.cli_wsgi:app", "--server", "waitress", "--ssl-certfile", "c.pem"],
+        ["waitress does not support --ssl-certfile"],
+        id="tls-unsupported",
+    ),
+    pytest.param(
+        ["tests.apps.cli_wsgi:app", "--server", "hypercorn", "--forwarded-allow-ips", "*"],
+        ["hypercorn does not support --forwarded-allow-ips"],
+        id="forwarded-unsupported",
+    ),
+    pytest.param(
+        ["tests.apps.cli_wsgi:app", "--root-path", "api"],
+        ["must start with '/'"],
+        id="root-path-relative",
+    ),
+    pytest.param(
+        ["tests.apps.cli_wsgi:app", "--ssl-keyfile", "k.pem"],
+        ["needs --ssl-certfile"],
+        id="key-without-cert",
+    ),
+    pytest.param(
         ["tests.apps.cli_wsgi:app", "--host", "no-such-host.invalid"],
         ["cannot listen on host"],
         id="bad-host",
@@ -178,6 +214,35 @@ def test_no_command_is_one_line() -> None:
     result = run_cli()
     assert_one_line_error(result, "COMMAND")
     assert result.returncode == 2
+
+
+def test_an_app_with_its_own_logging_gets_one_line_per_record() -> None:
+    # The command line configures only the "adapter" logger: a record of the app's own
+    # logger goes out through the app's handler, not a second time through the root's.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        # The factory runs (and logs) before the busy port stops the command.
+        result = run_cli(
+            "serve", "tests.apps.cli_logging:create_app", "--factory", "--port", str(port)
+        )
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if cli_logging.MESSAGE in line]
+    assert lines == [f"app-format WARNING {cli_logging.MESSAGE}"], result.stderr
+
+
+def test_the_adapter_logger_is_configured_once_and_does_not_propagate() -> None:
+    code = (
+        "import logging, sys\n"
+        "from adapter.cli.main import configure_logging\n"
+        "configure_logging('info'); configure_logging('debug')\n"
+        "logging.basicConfig(format='root %(message)s')\n"
+        "logging.getLogger('adapter').info('hello from adapter')\n"
+    )
+    result = run_cli(code=code)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == ["INFO:     adapter: hello from adapter"]
 
 
 def test_port_in_use_is_one_line() -> None:
@@ -340,3 +405,49 @@ def test_an_app_declared_asgi_gets_an_async_call() -> None:
     assert is_coroutine_callable(served)
     assert served_app(real_app, "asgi", "asgi") is real_app
     assert served_app(cli_wsgi.app, "wsgi", "wsgi") is cli_wsgi.app
+
+
+# --- the extras: [serve] brings the server the benchmarks measure ----------------------------
+
+
+def _extras() -> dict[str, list[str]]:
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    return {
+        name: [line.strip() for line in value.splitlines() if line.strip()]
+        for name, value in config["options.extras_require"].items()
+    }
+
+
+@pytest.mark.parametrize("extra", ["serve", "uvicorn"])
+def test_uvicorn_comes_with_httptools_and_uvloop(extra: str) -> None:
+    # uvicorn[standard] pulls httptools and uvloop (and watchfiles, for --reload); plain
+    # uvicorn parses HTTP in pure Python, which the benchmarks never measure.
+    uvicorns = [line for line in _extras()[extra] if line.startswith("uvicorn")]
+    assert uvicorns, f"[{extra}] installs no uvicorn"
+    assert all(line.startswith("uvicorn[standard]") for line in uvicorns), uvicorns
+
+
+def test_every_extra_is_explained_on_the_command_line_page() -> None:
+    page = (ROOT / "docs" / "cli.rst").read_text()
+    for extra in _extras():
+        assert f"``[{extra}]``" in page, f"docs/cli.rst does not say what [{extra}] brings"
+
+
+def test_the_docs_table_of_options_is_the_servers_table() -> None:
+    # docs/cli.rst has a row per option and a column per server: "yes" where it is honoured.
+    page = (ROOT / "docs" / "cli.rst").read_text()
+    table = page[page.index(".. _option-support:") :]
+    rows = table.split("   * - ")[2:]
+    found = {}
+    for row in rows:
+        cells = [cell.strip() for cell in row.split("\n     - ")]
+        option = cells[0].strip("`").split()[0].strip("`")
+        if option not in OPTIONS:
+            break
+        found[option] = {
+            name for name, cell in zip(SERVERS, cells[1:], strict=True) if cell.startswith("yes")
+        }
+    assert found == {
+        option: {n for n, s in SERVERS.items() if option in s.options} for option in OPTIONS
+    }

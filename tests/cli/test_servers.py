@@ -123,13 +123,16 @@ def _pids_of_two_requests(url: str, tmp_path: Path) -> tuple[int, int]:
 )
 def test_workers_pass_through_and_each_answers(server: str, app: str, tmp_path: Path) -> None:
     command = serve(app, "--server", server, "--workers", "2", "--log-level", "warning")
+    if server == "gunicorn":
+        # One thread per worker (the sync worker), so a busy worker can not answer.
+        command += ["--threads", "1"]
     with running_server(command) as url:
         first, other = _pids_of_two_requests(url, tmp_path)
     assert first != other
 
 
 def test_wsgi_app_on_uvicorn_workers(tmp_path: Path) -> None:
-    # uvicorn's workers import adapter.cli.main:worker_app, which wraps the app in each of them.
+    # uvicorn's workers import adapter.cli:worker_app, which wraps the app in each of them.
     command = serve("tests.apps.cli_wsgi:app", "--workers", "2", "--log-level", "warning")
     with running_server(command) as url:
         _, body = get_json(url + "/")
