@@ -29,7 +29,7 @@ Usage::
 
     python benchmarks/profile_frameworks.py instructions [--requests 200]
     python benchmarks/profile_frameworks.py profile [--requests 2000] [--top 25]
-    python benchmarks/profile_frameworks.py workers [--requests 640]
+    python benchmarks/profile_frameworks.py workers [--requests 640] [--rounds 3]
     python benchmarks/profile_frameworks.py drive --app flask --contender ours --path /
 
 ``drive`` is the single measured run the other commands start in a fresh process.
@@ -46,6 +46,7 @@ import os
 import pstats
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -332,25 +333,34 @@ def command_profile(options: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def command_workers(options: argparse.Namespace) -> list[dict[str, Any]]:
-    """``max_workers`` against a CPU-bound page and an I/O-bound view, 64 at a time."""
+    """``max_workers`` against a CPU-bound page and an I/O-bound view, 64 at a time.
+
+    The settings are interleaved over ``--rounds`` rounds (1 2 4 8 40, 1 2 4 8 40, ...),
+    each run in a fresh process; the figures are the medians.
+    """
     found = []
     cases = [("flask", "/page"), ("plain", "/io")]
     for app, path in cases:
+        runs: dict[int, list[dict[str, Any]]] = {workers: [] for workers in WORKER_SETTINGS}
+        for _ in range(options.rounds):
+            for workers in WORKER_SETTINGS:
+                runs[workers].append(_in_fresh_process(
+                    ["drive", "--app", app, "--contender", "ours", "--path", path,
+                     "--requests", str(options.requests), "--concurrency", "64",
+                     "--max-workers", str(workers)]
+                ))  # fmt: skip
         first: float | None = None
         for workers in WORKER_SETTINGS:
-            result = _in_fresh_process(
-                ["drive", "--app", app, "--contender", "ours", "--path", path,
-                 "--requests", str(options.requests), "--concurrency", "64",
-                 "--max-workers", str(workers)]
-            )  # fmt: skip
-            rate = 1e6 / result["wall_us"]
+            rate = statistics.median(1e6 / run["wall_us"] for run in runs[workers])
+            cpu = statistics.median(run["cpu_us"] for run in runs[workers])
             first = first or rate
             sys.stdout.write(
                 f"{app:6} {path:6} max_workers={workers:3}: {rate:8.0f} req/s "
-                f"({rate / first:4.2f}x of max_workers=1), {result['cpu_us']:7.0f} us CPU/request\n"
+                f"({rate / first:5.2f}x of max_workers=1), {cpu:7.0f} us CPU/request\n"
             )
-            sys.stdout.flush()
-            found.append({**result, "requests_per_s": rate, "relative": rate / first})
+            found.append({"app": app, "path": path, "max_workers": workers,
+                          "requests_per_s": rate, "relative": rate / first, "cpu_us": cpu,
+                          "rounds": runs[workers]})  # fmt: skip
     return found
 
 
@@ -368,6 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-workers", type=int)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--rounds", type=int, default=3, help="workers: interleaved rounds")
     parser.add_argument("--output")
     options = parser.parse_args(argv)
     options.apps = [name for name in options.apps.split(",") if name]
