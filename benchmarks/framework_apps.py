@@ -9,8 +9,8 @@ Each framework serves the same two routes:
   about 17 KiB, by the framework's own engine (Jinja for Flask, Django's for Django),
   loaded once and cached as each framework caches it.
 
-The SQLite file is created with its 50 rows in a temporary directory the first time an
-app is built in a process (each server process has its own), and removed at exit.
+The SQLite file is created with its 50 rows in the temporary directory by the first
+server process that needs it, and read by every other (:func:`database`).
 Django is configured in code with the middleware of ``django-admin startproject``: none
 of the seven touches the database unless a view reads the session or the user, which
 these views do not (``/`` opens no connection at all).
@@ -18,9 +18,8 @@ these views do not (``/`` opens no connection at all).
 
 from __future__ import annotations
 
-import atexit
 import functools
-import shutil
+import os
 import sqlite3
 import tempfile
 from pathlib import Path
@@ -82,11 +81,20 @@ PAGE_TEMPLATE = f"""<!DOCTYPE html>
 
 @functools.cache
 def database() -> Path:
-    """The SQLite file of this process, created with :data:`ROWS` rows on first use."""
-    directory = Path(tempfile.mkdtemp(prefix="adapter-bench-"))
-    atexit.register(shutil.rmtree, directory, True)
-    path = directory / "items.sqlite3"
-    with sqlite3.connect(path) as connection:
+    """The SQLite file with its :data:`ROWS` rows, created if it is not there yet.
+
+    One file in the temporary directory serves every server process of a run (and of
+    the next run): a server stopped by a signal runs no clean-up, so a file per process
+    would be left behind.  It is written under another name and renamed into place, so
+    processes starting together never see half a file.
+    """
+    path = Path(tempfile.gettempdir()) / f"adapter-bench-items-{ROWS}.sqlite3"
+    if path.exists():
+        return path
+    partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    partial.unlink(missing_ok=True)
+    connection = sqlite3.connect(partial)
+    with connection:
         connection.execute(
             "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, description TEXT,"
             " price REAL, in_stock INTEGER)"
@@ -100,6 +108,7 @@ def database() -> Path:
             ],
         )  # fmt: skip
     connection.close()
+    os.replace(partial, path)
     return path
 
 
