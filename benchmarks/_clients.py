@@ -144,6 +144,45 @@ def upload(port: int, size: int, time_limit: float) -> Transfer:
     return Transfer(size, seconds)
 
 
+_EVENT = re.compile(rb"data: (\d+\.\d+)\n\n")
+
+
+def event_lateness(port: int, count: int, gap: float, time_limit: float) -> list[float]:
+    """``GET /sse``: for each of ``count`` events, how late it arrived, in seconds.
+
+    The app writes ``time.monotonic()`` into each event as it yields it; the client reads
+    the same clock (one system-wide clock on Linux) when the event's last byte arrives.
+    The events are found in the raw bytes, whatever the chunked framing around them.
+
+    :raises TransferFailed: on a status other than 200, or fewer events than ``count``
+        before the connection closes or ``time_limit`` passes.
+    """
+    with _connect(port) as sock:
+        deadline = time.monotonic() + time_limit
+        request = (
+            f"GET /sse?events={count}&gap={gap} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            "Accept: text/event-stream\r\nConnection: close\r\n\r\n"
+        )
+        sock.sendall(request.encode("ascii"))
+        status, _, pending = _read_head(sock, deadline)
+        if status != 200:
+            raise TransferFailed(f"status {status}")
+        lateness: list[float] = []
+        while True:
+            arrived = time.monotonic()
+            while (found := _EVENT.search(pending)) is not None:
+                lateness.append(arrived - float(found.group(1)))
+                pending = pending[found.end() :]
+            if len(lateness) >= count:
+                return lateness
+            if arrived > deadline:
+                raise TransferFailed(f"{len(lateness)} of {count} events after {time_limit}s")
+            piece = sock.recv(65536)
+            if not piece:
+                raise TransferFailed(f"connection closed after {len(lateness)} of {count} events")
+            pending += piece
+
+
 # wrk
 
 
@@ -157,6 +196,8 @@ class WrkResult:
     latency_p99_ms: float | None
     non_2xx: int
     socket_errors: int
+    #: CPU seconds the server's app process used during the run, when measured
+    cpu_seconds: float | None = None
 
 
 def wrk_path() -> str | None:

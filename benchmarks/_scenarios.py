@@ -9,6 +9,7 @@ Every loop here is bounded in count, and every wait in time.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import os
 import statistics
@@ -18,7 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks import _clients, _servers
-from benchmarks.apps import HELLO
+from benchmarks.apps import APP_VARIABLE, HELLO
+from benchmarks.framework_apps import PAGE_END
 
 log = logging.getLogger("adapter.benchmarks")
 
@@ -35,6 +37,10 @@ class Target:
     server: str
     command: tuple[str, ...]
     forks_worker: bool
+    #: the WSGI app it serves (``ADAPTER_BENCH_APP``: plain, flask or django)
+    app: str = "plain"
+    #: how many calls of the WSGI app it runs at once (its thread pool), when known
+    threads: int | None = None
 
 
 @dataclass(frozen=True)
@@ -52,36 +58,76 @@ class Settings:
     stream_bytes: int
     upload_bytes: int
     transfer_time_limit: float
+    io_connections: int
+    sse_events: int
+    sse_gap: float
 
 
-def _uvicorn(key: str, label: str, factory: str, settings: Settings) -> Target:
+def _uvicorn(
+    key: str,
+    label: str,
+    factory: str,
+    settings: Settings,
+    app: str = "plain",
+    threads: int | None = None,
+) -> Target:
     command = (
         "uvicorn", "--factory", f"benchmarks.apps:{factory}",
         "--host", "127.0.0.1", "--port", "{port}",
         "--loop", settings.uvicorn_loop, "--http", settings.uvicorn_http,
         "--lifespan", "off", "--no-access-log", "--log-level", "warning",
     )  # fmt: skip
-    return Target(key, label, "uvicorn", command, forks_worker=False)
+    return Target(key, label, "uvicorn", command, False, app, threads)
 
 
-def _gunicorn(key: str, label: str, app: str) -> Target:
+def _gunicorn(key: str, label: str, factory: str, app: str = "plain") -> Target:
     # One sync worker: one request at a time in one process, gunicorn's default model.
     command = (
         "gunicorn", "--workers", "1", "--worker-class", "sync",
         "--bind", "127.0.0.1:{port}", "--log-level", "warning",
-        "--graceful-timeout", "2", f"benchmarks.apps:{app}",
+        "--graceful-timeout", "2", f"benchmarks.apps:{factory}",
     )  # fmt: skip
-    return Target(key, label, "gunicorn sync", command, forks_worker=True)
+    return Target(key, label, "gunicorn sync", command, True, app, threads=1)
+
+
+def _default_of(dotted: str, parameter: str) -> int | None:
+    """The default of ``parameter`` of the class ``dotted`` names, or None if unimportable."""
+    module, _, name = dotted.rpartition(".")
+    try:
+        found = getattr(__import__(module, fromlist=[name]), name)
+    except ImportError:
+        return None
+    default = inspect.signature(found).parameters[parameter].default
+    return default if isinstance(default, int) else None
+
+
+def _wsgi_contenders(app: str, settings: Settings) -> list[Target]:
+    """The WSGI app ``app`` through each adapter on uvicorn, and natively on gunicorn."""
+    prefix = "" if app == "plain" else f"{app}:"
+    name = {"plain": "plain WSGI", "flask": "Flask", "django": "Django"}[app]
+    around = "" if app == "plain" else f" + {name}"
+    ours = _default_of("adapter.WsgiToAsgi", "max_workers")
+    theirs = _default_of("a2wsgi.WSGIMiddleware", "workers")
+    return [
+        _uvicorn(f"{prefix}ours", "adapter.WsgiToAsgi" + around,
+                 "ours_wsgi_to_asgi", settings, app, ours),
+        _uvicorn(f"{prefix}a2wsgi",
+                 "a2wsgi WSGIMiddleware" + around,
+                 "a2wsgi_wsgi_middleware", settings, app, theirs),
+        # asgiref's WsgiToAsgi runs every call on one thread (SyncToAsync's default).
+        _uvicorn(f"{prefix}asgiref", "asgiref WsgiToAsgi" + around,
+                 "asgiref_wsgi_to_asgi", settings, app, 1),
+        _gunicorn(f"{prefix}gunicorn", f"{name} (native)", "selected_wsgi_app()", app),
+    ]  # fmt: skip
 
 
 def targets(settings: Settings) -> dict[str, Target]:
     """Every contender by key; the sections pick from these."""
     found = [
-        _uvicorn("ours", "adapter.WsgiToAsgi", "ours_wsgi_to_asgi", settings),
-        _uvicorn("a2wsgi", "a2wsgi WSGIMiddleware", "a2wsgi_wsgi_middleware", settings),
-        _uvicorn("asgiref", "asgiref WsgiToAsgi", "asgiref_wsgi_to_asgi", settings),
+        *_wsgi_contenders("plain", settings),
+        *_wsgi_contenders("flask", settings),
+        *_wsgi_contenders("django", settings),
         _uvicorn("raw_asgi", "bare ASGI app, no adapter (ceiling)", "raw_asgi_app", settings),
-        _gunicorn("gunicorn", "plain WSGI (native)", "wsgi_app"),
         _gunicorn("ours_asgi", "adapter.AsgiToWsgi + Starlette", "ours_asgi_to_wsgi()"),
         _gunicorn("a2wsgi_asgi", "a2wsgi ASGIMiddleware + Starlette", "a2wsgi_asgi_middleware()"),
         _gunicorn(
@@ -128,14 +174,19 @@ def unavailable_row(target: Target, why: str) -> Row:
     return _unavailable(_base_row(target), why, None)
 
 
-def _check_hello(server: _servers.Server) -> str | None:
-    """``None`` when ``GET /`` answers the hello world, else what went wrong."""
+def _check_answer(server: _servers.Server, path: str) -> str | None:
+    """``None`` when ``GET path`` answers as it should, else what went wrong.
+
+    ``/page`` must end with :data:`~benchmarks.framework_apps.PAGE_END`; every other
+    path checked answers the hello world.
+    """
     try:
-        status, body = _clients.get(server.port, "/", timeout=CHECK_TIMEOUT)
+        status, body = _clients.get(server.port, path, timeout=CHECK_TIMEOUT)
     except (OSError, _clients.TransferFailed) as error:
         return f"check request failed: {type(error).__name__}: {error}"
-    if status != 200 or body != HELLO:
-        return f"check request answered {status} {body[:80]!r}"
+    right = body.rstrip().endswith(PAGE_END.encode()) if path == "/page" else body == HELLO
+    if status != 200 or not right:
+        return f"check request {path} answered {status} {body[:80]!r}"
     return None
 
 
@@ -152,20 +203,25 @@ def _start_all(
     rows: dict[str, Row],
     stack: contextlib.ExitStack,
     cpus: Set[int] | None = None,
+    check_path: str = "/",
 ) -> dict[str, _servers.Server]:
-    """Start every target (stopped when ``stack`` closes); those that answer the hello check."""
+    """Start every target (stopped when ``stack`` closes); those that answer the check."""
     live: dict[str, _servers.Server] = {}
     for target in chosen:
         try:
             server = stack.enter_context(
                 _servers.running(
-                    target.key, target.command, forks_worker=target.forks_worker, cpus=cpus
+                    target.key,
+                    target.command,
+                    forks_worker=target.forks_worker,
+                    cpus=cpus,
+                    env={APP_VARIABLE: target.app},
                 )
             )
         except _servers.ServerFailed as error:
             _unavailable(rows[target.key], str(error), None)
             continue
-        problem = _check_hello(server)
+        problem = _check_answer(server, check_path)
         if problem is not None:
             _unavailable(rows[target.key], problem, server)
             continue
@@ -186,14 +242,22 @@ def measure_rps(
     settings: Settings,
     wrk: str | None,
     split: tuple[Set[int], Set[int]] | None = None,
+    *,
+    path: str = "/",
+    connections: int | None = None,
 ) -> dict[str, Row]:
-    """Requests/s of ``GET /`` for each target: all servers up, rounds interleaved.
+    """Requests/s of ``GET path`` for each target: all servers up, rounds interleaved.
 
     Interleaving (A B C, A B C, ...) and taking the median spreads the noise of a shared
     machine over every contender instead of landing on whichever ran during a spike.
+    Around every round the CPU time of the process running the app is read
+    (``/proc/PID/stat``: user plus system, all its threads), which gives requests per
+    CPU second: the throughput per core, whatever else the machine was doing.
 
     :param split: the CPUs for the servers and those for wrk; default: all CPUs for both,
         left to the scheduler.
+    :param path: the path requested (``/``, ``/page``, ``/io``).
+    :param connections: wrk's connections; default the settings' ``wrk_connections``.
     """
     server_cpus, client_cpus = split if split is not None else (None, None)
     rows = {target.key: _base_row(target) for target in chosen}
@@ -202,23 +266,29 @@ def measure_rps(
             _unavailable(row, "wrk is not installed (apt-get install wrk)", None)
         return rows
     with contextlib.ExitStack() as stack:
-        live = _start_all(chosen, rows, stack, server_cpus)
+        live = _start_all(chosen, rows, stack, server_cpus, path)
         runs: dict[str, list[_clients.WrkResult]] = {key: [] for key in live}
 
         def one_run(key: str, seconds: float) -> _clients.WrkResult | None:
             server = live[key]
+            pid = server.app_pid()
+            before = _servers.cpu_seconds(pid)
             try:
-                return _clients.run_wrk(
+                result = _clients.run_wrk(
                     wrk,
-                    server.base_url + "/",
+                    server.base_url + path,
                     threads=settings.wrk_threads,
-                    connections=settings.wrk_connections,
+                    connections=connections or settings.wrk_connections,
                     seconds=seconds,
                     cpus=client_cpus,
                 )
             except (OSError, ValueError, subprocess.SubprocessError) as error:
                 _unavailable(rows[key], error, server)
                 return None
+            after = _servers.cpu_seconds(pid)
+            if before is not None and after is not None:
+                result.cpu_seconds = after - before
+            return result
 
         for key in list(live):
             log.info("warm-up %s (%ss)", key, settings.warmup_seconds)
@@ -251,6 +321,10 @@ def measure_rps(
 def _summarise(results: list[_clients.WrkResult]) -> Row:
     ordered = sorted(results, key=lambda result: result.requests_per_s)
     middle = ordered[len(ordered) // 2]
+    timed = [result for result in results if result.cpu_seconds]
+    cpu = sum(result.cpu_seconds or 0.0 for result in timed)
+    requests = sum(result.requests for result in timed)
+    wall = sum(result.requests / result.requests_per_s for result in timed if result.requests_per_s)
     return {
         "requests_per_s": round(statistics.median(r.requests_per_s for r in results), 1),
         "rounds_requests_per_s": [round(r.requests_per_s, 1) for r in results],
@@ -258,7 +332,29 @@ def _summarise(results: list[_clients.WrkResult]) -> Row:
         "latency_p99_ms": middle.latency_p99_ms,
         "non_2xx": sum(r.non_2xx for r in results),
         "socket_errors": sum(r.socket_errors for r in results),
+        # Over every round: requests answered per second of CPU the app's process used,
+        # and how many CPUs it kept busy on average.
+        "requests_per_cpu_s": round(requests / cpu, 1) if cpu else None,
+        "cpu_busy": round(cpu / wall, 2) if wall else None,
     }
+
+
+def add_ideal(rows: dict[str, Row], chosen: list[Target], connections: int, wait: float) -> None:
+    """Give each row of the I/O-bound section its ideal: connections / wait, capped by pool.
+
+    A view that waits ``wait`` seconds answers at best ``min(connections, threads) / wait``
+    requests a second, ``threads`` being how many calls the contender runs at once.
+    """
+    for target in chosen:
+        row = rows[target.key]
+        row["threads"] = target.threads
+        if target.threads is None:
+            row["ideal_requests_per_s"] = None
+            continue
+        ideal = min(connections, target.threads) / wait
+        row["ideal_requests_per_s"] = round(ideal, 1)
+        if row["status"] == "ok":
+            row["of_ideal"] = round(row["requests_per_s"] / ideal, 3)
 
 
 def measure_transfer(
@@ -300,6 +396,39 @@ def measure_transfer(
             row["seconds"] = round(middle.seconds, 3)
             row["mb_per_s"] = round(middle.mb_per_s, 1)
             row["repeats_mb_per_s"] = [round(result.mb_per_s, 1) for result in results[key]]
+    return rows
+
+
+def measure_events(chosen: list[Target], settings: Settings) -> dict[str, Row]:
+    """Server-sent events: how late each event reaches the client, per target.
+
+    Each target streams ``settings.transfer_repeats`` responses of ``sse_events`` events,
+    ``sse_gap`` seconds apart, interleaved across targets; the row holds the median and
+    the largest lateness over every event, in milliseconds.
+    """
+    rows = {target.key: _base_row(target) for target in chosen}
+    limit = settings.sse_events * settings.sse_gap + CHECK_TIMEOUT
+    with contextlib.ExitStack() as stack:
+        live = _start_all(chosen, rows, stack)
+        lateness: dict[str, list[float]] = {key: [] for key in live}
+        for repeat in range(settings.transfer_repeats):
+            for key in list(live):
+                try:
+                    found = _clients.event_lateness(
+                        live[key].port, settings.sse_events, settings.sse_gap, limit
+                    )
+                except (OSError, _clients.TransferFailed) as error:
+                    _unavailable(rows[key], error, live.pop(key))
+                    continue
+                log.info("events %d %s: max %.2f ms late", repeat + 1, key, max(found) * 1e3)
+                lateness[key] += found
+        for key in live:
+            found = lateness[key]
+            rows[key].update(
+                events=len(found),
+                lateness_p50_ms=round(statistics.median(found) * 1e3, 2),
+                lateness_max_ms=round(max(found) * 1e3, 2),
+            )
     return rows
 
 

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence, Set
+from collections.abc import Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -55,6 +55,17 @@ def memory_kib(pid: int) -> dict[str, int]:
             if key in ("VmRSS", "VmHWM"):
                 values[key] = int(rest.split()[0])
     return values
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU time ``pid`` (all its threads) has used, or None when gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Fields 14 and 15 (utime, stime), counted after the ")" that ends field 2.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -104,6 +115,7 @@ def running(
     *,
     forks_worker: bool = False,
     cpus: Set[int] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[Server]:
     """Start ``command`` (``{port}`` filled in with a free port) and yield it once it listens.
 
@@ -116,6 +128,7 @@ def running(
     :param forks_worker: true for a pre-fork server whose single child runs the app.
     :param cpus: the CPUs the server (and every process and thread it starts) may run
         on; default any.
+    :param env: variables added to this process's environment for the server.
     :raises ServerFailed: when the server exits or does not listen within 30 seconds.
     """
     port = free_port()
@@ -123,7 +136,7 @@ def running(
     local = Path(sys.executable).parent / argv[0]
     if os.sep not in argv[0] and local.exists():
         argv[0] = str(local)
-    env = dict(os.environ)
+    env = {**os.environ, **(env or {})}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
     env["PYTHONUNBUFFERED"] = "1"
     with tempfile.TemporaryFile() as output:

@@ -10,18 +10,31 @@ Routes of :func:`wsgi_app`:
 - ``/``: ``Hello, world!`` with a ``Content-Length``;
 - ``/stream?size=N``: ``N`` bytes in 64 KiB chunks from a generator, with a
   ``Content-Length`` (so no chunked framing costs the client anything);
-- ``/upload``: reads ``wsgi.input`` in 64 KiB pieces and answers the byte count.
+- ``/upload``: reads ``wsgi.input`` in 64 KiB pieces and answers the byte count;
+- ``/io``: waits :data:`IO_WAIT` seconds in ``time.sleep`` (as a view waits on a
+  database), then answers ``Hello, world!``;
+- ``/sse?events=N&gap=S``: server-sent events from a generator that sleeps ``S`` seconds
+  before each of its ``N`` events, each ``data: <time.monotonic() when yielded>``.
+
+The framework sections serve a Flask or a Django app instead
+(:mod:`benchmarks.framework_apps`): every WSGI factory below serves the app that the
+``ADAPTER_BENCH_APP`` environment variable names (:data:`WSGI_APPS`; default ``plain``,
+:func:`wsgi_app`), so one set of factories serves every section.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
 from typing import cast
 from urllib.parse import parse_qs
 
 from adapter._types import ASGIApp, Environ, Receive, Scope, Send, StartResponse, WSGIApp
 
 HELLO = b"Hello, world!"
+IO_WAIT = 0.02
+APP_VARIABLE = "ADAPTER_BENCH_APP"
 CHUNK_SIZE = 64 * 1024
 READ_PIECE = 64 * 1024
 # One chunk object, yielded again and again: the app itself holds no more than this.
@@ -55,9 +68,24 @@ def _count_upload(environ: Environ) -> int:
     return received
 
 
+def _events(count: int, gap: float) -> Iterator[bytes]:
+    for _ in range(count):
+        time.sleep(gap)
+        yield f"data: {time.monotonic():.6f}\n\n".encode("ascii")
+
+
 def wsgi_app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
     """The plain PEP 3333 app every WSGI contender serves (routes in the module docstring)."""
     path = environ.get("PATH_INFO", "")
+    if path == "/sse":
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        count = int(query.get("events", ["10"])[0])
+        gap = float(query.get("gap", ["0.05"])[0])
+        start_response("200 OK", [("Content-Type", "text/event-stream"),
+                                  ("Cache-Control", "no-cache")])  # fmt: skip
+        return _events(count, gap)
+    if path == "/io":
+        time.sleep(IO_WAIT)
     if path == "/stream":
         query = parse_qs(environ.get("QUERY_STRING", ""))
         total = int(query.get("size", ["0"])[0])
@@ -71,28 +99,62 @@ def wsgi_app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]
     return [answer]
 
 
+def _plain_app() -> WSGIApp:
+    return wsgi_app
+
+
+def _flask_app() -> WSGIApp:
+    from benchmarks.framework_apps import flask_app
+
+    return flask_app()
+
+
+def _django_app() -> WSGIApp:
+    from benchmarks.framework_apps import django_app
+
+    return django_app()
+
+
+WSGI_APPS: dict[str, Callable[[], WSGIApp]] = {
+    "plain": _plain_app,
+    "flask": _flask_app,
+    "django": _django_app,
+}
+
+
+def selected_wsgi_app() -> WSGIApp:
+    """The WSGI app named by ``ADAPTER_BENCH_APP`` (default ``plain``: :func:`wsgi_app`).
+
+    :raises KeyError: for a name not in :data:`WSGI_APPS`.
+    """
+    name = os.environ.get(APP_VARIABLE, "plain")
+    if name not in WSGI_APPS:
+        raise KeyError(f"{APP_VARIABLE}={name!r}: choose one of {sorted(WSGI_APPS)}")
+    return WSGI_APPS[name]()
+
+
 # WSGI app behind an ASGI server (uvicorn --factory).
 
 
 def ours_wsgi_to_asgi() -> ASGIApp:
-    """``adapter.WsgiToAsgi`` around :func:`wsgi_app`, with its defaults."""
+    """``adapter.WsgiToAsgi`` around :func:`selected_wsgi_app`, with its defaults."""
     from adapter import WsgiToAsgi
 
-    return WsgiToAsgi(wsgi_app)
+    return WsgiToAsgi(selected_wsgi_app())
 
 
 def a2wsgi_wsgi_middleware() -> ASGIApp:
-    """a2wsgi's ``WSGIMiddleware`` around :func:`wsgi_app`, with its defaults."""
+    """a2wsgi's ``WSGIMiddleware`` around :func:`selected_wsgi_app`, with its defaults."""
     from a2wsgi import WSGIMiddleware
 
-    return cast("ASGIApp", WSGIMiddleware(wsgi_app))  # type: ignore[arg-type]
+    return cast("ASGIApp", WSGIMiddleware(selected_wsgi_app()))  # type: ignore[arg-type]
 
 
 def asgiref_wsgi_to_asgi() -> ASGIApp:
-    """asgiref's ``WsgiToAsgi`` around :func:`wsgi_app`, with its defaults."""
+    """asgiref's ``WsgiToAsgi`` around :func:`selected_wsgi_app`, with its defaults."""
     from asgiref.wsgi import WsgiToAsgi
 
-    app: ASGIApp = WsgiToAsgi(wsgi_app)  # type: ignore[no-untyped-call]
+    app: ASGIApp = WsgiToAsgi(selected_wsgi_app())  # type: ignore[no-untyped-call]
     return app
 
 
@@ -126,6 +188,7 @@ def raw_asgi_app() -> ASGIApp:
             query = parse_qs(scope["query_string"].decode("latin-1"))
             await _raw_stream(int(query.get("size", ["0"])[0]), send)
             return
+        # The native ASGI upload: the body read with receive(), message by message.
         answer = await _raw_count(receive) if scope["path"] == "/upload" else HELLO
         length = str(len(answer)).encode("ascii")
         headers = [(b"content-type", b"text/plain"), (b"content-length", length)]

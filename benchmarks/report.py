@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,43 +29,108 @@ LATEST = ROOT / "benchmarks" / "results" / "latest.json"
 Results = dict[str, Any]
 Row = dict[str, Any]
 
-# section -> (title, key of our row, figure, unit)
+# section -> (title, key of our row, figure, unit); framework sections first, in the
+# order of the report.  A title may name fields of the section's data in braces.
 SECTIONS: dict[str, tuple[str, str, str, str]] = {
+    "flask": ("Flask hello world behind uvicorn (and natively on gunicorn)", "flask:ours",
+              "requests_per_s", "req/s"),
+    "django": ("Django hello world, startproject's middleware, behind uvicorn (and natively "
+               "on gunicorn)", "django:ours", "requests_per_s", "req/s"),
+    "flask_page": ("Flask page: 50 rows from SQLite through a 17 KiB Jinja template",
+                   "flask:ours", "requests_per_s", "req/s"),
+    "django_page": ("Django page: 50 rows from SQLite through a 17 KiB template",
+                    "django:ours", "requests_per_s", "req/s"),
+    "io": ("I/O-bound view (time.sleep(0.02) per request), {connections} connections",
+           "ours", "requests_per_s", "req/s"),
     "rps": ("WSGI hello world behind uvicorn (and natively on gunicorn)", "ours",
             "requests_per_s", "req/s"),
     "stream": ("{size} streamed response (WSGI generator of 64 KiB chunks)", "ours",
                "mb_per_s", "MB/s"),
     "upload": ("{size} upload (Content-Length, read in 64 KiB pieces)", "ours",
                "mb_per_s", "MB/s"),
+    "sse": ("Server-sent events: how late each of {events} events, yielded {gap_ms} ms "
+            "apart, reaches the client", "ours", "lateness_max_ms", "ms late (max)"),
     "asgi": ("Starlette hello world behind gunicorn's sync worker (and plain WSGI there)",
              "ours_asgi", "requests_per_s", "req/s"),
     "asgi_split": ("The same, each server pinned to one CPU and wrk to the other",
                    "ours_asgi", "requests_per_s", "req/s"),
 }  # fmt: skip
 
-# (issue, section, our key, their key or None for an absolute figure, figure, target, text)
-GOALS: list[tuple[int, str, str, str | None, str, float, str]] = [
-    (2, "rps", "ours", "a2wsgi", "requests_per_s", 3.0, "hello req/s >= 3x a2wsgi"),
-    (2, "rps", "ours", "gunicorn", "requests_per_s", 1.0, "hello req/s >= gunicorn sync"),
-    (2, "stream", "ours", "a2wsgi", "mb_per_s", 3.0, "1 GiB stream MB/s >= 3x a2wsgi"),
-    (2, "upload", "ours", "a2wsgi", "mb_per_s", 2.0, "512 MiB upload MB/s >= 2x a2wsgi"),
-    (2, "upload", "ours", None, "peak_rss_mib", 64.0, "upload peak RSS < 64 MiB"),
-    (3, "asgi", "ours_asgi", "a2wsgi_asgi", "requests_per_s", 2.0,
-     "Starlette hello req/s >= 2x a2wsgi ASGIMiddleware"),
-    (3, "asgi", "ours_asgi", "gunicorn", "requests_per_s", 0.75,
-     "Starlette hello req/s >= 75% of plain WSGI"),
-    (3, "asgi_split", "ours_asgi", "a2wsgi_asgi", "requests_per_s", 2.0,
-     "the same, server on its own CPU: >= 2x a2wsgi"),
-    (3, "asgi_split", "ours_asgi", "gunicorn", "requests_per_s", 0.75,
-     "the same, server on its own CPU: >= 75% of plain WSGI"),
+
+@dataclass(frozen=True)
+class Goal:
+    """One performance goal, judged from a run.
+
+    With ``theirs``, the goal is the ratio of our row's ``figure`` to that row's, at least
+    ``target``.  Without, it is our row's own ``figure``: at least ``target`` when
+    ``at_least``, else below it.
+    """
+
+    issue: str
+    section: str
+    ours: str
+    theirs: str | None
+    figure: str
+    target: float
+    text: str
+    unit: str = "x"
+    at_least: bool = True
+
+
+GOALS: list[Goal] = [
+    Goal("14", "flask", "flask:ours", "flask:a2wsgi", "requests_per_s", 1.5,
+         "Flask hello req/s >= 1.5x a2wsgi"),
+    Goal("14", "django", "django:ours", "django:a2wsgi", "requests_per_s", 1.5,
+         "Django hello req/s >= 1.5x a2wsgi"),
+    Goal("14", "flask_page", "flask:ours", "flask:a2wsgi", "requests_per_s", 1.2,
+         "Flask page req/s >= 1.2x a2wsgi"),
+    Goal("14", "flask_page", "flask:ours", "flask:gunicorn", "requests_per_cpu_s", 0.9,
+         "Flask page requests per CPU second >= 90% of gunicorn sync's"),
+    Goal("14", "django_page", "django:ours", "django:a2wsgi", "requests_per_s", 1.2,
+         "Django page req/s >= 1.2x a2wsgi"),
+    Goal("14", "django_page", "django:ours", "django:gunicorn", "requests_per_cpu_s", 0.9,
+         "Django page requests per CPU second >= 90% of gunicorn sync's"),
+    Goal("14", "io", "ours", "a2wsgi", "requests_per_s", 1.0,
+         "I/O-bound view req/s >= a2wsgi"),
+    Goal("14", "io", "ours", None, "of_ideal", 0.9,
+         "I/O-bound view req/s >= 90% of the ideal (connections / 20 ms, capped by the pool)",
+         unit="x of ideal"),
+    Goal("2, 14", "rps", "ours", "a2wsgi", "requests_per_s", 3.0, "hello req/s >= 3x a2wsgi"),
+    Goal("2, 14", "rps", "ours", "gunicorn", "requests_per_s", 1.0,
+         "hello req/s >= gunicorn sync"),
+    Goal("14", "stream", "ours", "raw_asgi", "mb_per_s", 0.75,
+         "1 GiB stream MB/s >= 0.75x native ASGI on uvicorn"),
+    Goal("2", "stream", "ours", "a2wsgi", "mb_per_s", 3.0, "1 GiB stream MB/s >= 3x a2wsgi"),
+    Goal("14", "upload", "ours", "raw_asgi", "mb_per_s", 0.75,
+         "512 MiB upload MB/s >= 0.75x native ASGI (receive()) on uvicorn"),
+    Goal("2", "upload", "ours", "a2wsgi", "mb_per_s", 2.0, "512 MiB upload MB/s >= 2x a2wsgi"),
+    Goal("2, 14", "upload", "ours", None, "peak_rss_mib", 64.0, "upload peak RSS < 64 MiB",
+         unit="MiB", at_least=False),
+    Goal("14", "sse", "ours", None, "lateness_max_ms", 5.0,
+         "server-sent events: every event reaches the client < 5 ms after it is yielded",
+         unit="ms late at most", at_least=False),
+    Goal("3, 14", "asgi", "ours_asgi", "a2wsgi_asgi", "requests_per_s", 2.0,
+         "Starlette hello req/s >= 2x a2wsgi ASGIMiddleware"),
+    Goal("14", "asgi", "ours_asgi", "loop_hop", "requests_per_s", 0.85,
+         "Starlette hello req/s >= 85% of the floor (plain WSGI + one loop round trip)"),
+    Goal("3, 14", "asgi_split", "ours_asgi", "a2wsgi_asgi", "requests_per_s", 2.0,
+         "the same, server on its own CPU: >= 2x a2wsgi"),
+    Goal("14", "asgi_split", "ours_asgi", "loop_hop", "requests_per_s", 0.85,
+         "the same, server on its own CPU: >= 85% of the floor"),
 ]  # fmt: skip
 
 
 def title(results: Results, section: str) -> str:
-    """The section's heading, with the transfer size it was measured with."""
-    size = results["sections"][section].get("bytes", 0)
+    """The section's heading, with the sizes and counts it was measured with."""
+    data = results["sections"][section]
+    size = data.get("bytes", 0)
     shown = f"{size >> 30} GiB" if size >= 1 << 30 else f"{size >> 20} MiB"
-    return SECTIONS[section][0].format(size=shown)
+    return SECTIONS[section][0].format(
+        size=shown,
+        connections=data.get("connections", "?"),
+        events=data.get("events", "?"),
+        gap_ms=round(data.get("gap_s", 0) * 1000),
+    )
 
 
 def _row(results: Results, section: str, key: str) -> Row | None:
@@ -76,25 +142,27 @@ def _row(results: Results, section: str, key: str) -> Row | None:
 
 
 def goals(results: Results) -> list[dict[str, Any]]:
-    """Each goal of issues 2 and 3 with its measured ratio (or figure) and whether it is met."""
+    """Each goal of issues 2, 3 and 14 with its measured ratio (or figure), and if it is met."""
     found = []
-    for issue, section, ours_key, their_key, figure, target, text in GOALS:
-        if section not in results.get("sections", {}):
+    for goal in GOALS:
+        if goal.section not in results.get("sections", {}):
             continue
-        ours = _row(results, section, ours_key)
-        theirs = _row(results, section, their_key) if their_key else None
+        ours = _row(results, goal.section, goal.ours)
+        theirs = _row(results, goal.section, goal.theirs) if goal.theirs else None
         measured: float | None = None
-        if their_key is None and ours is not None:
-            measured = ours[figure]
-        elif ours is not None and theirs is not None and theirs[figure]:
-            measured = round(ours[figure] / theirs[figure], 2)
+        if goal.theirs is None and ours is not None:
+            measured = ours.get(goal.figure)
+        elif ours is not None and theirs is not None and theirs.get(goal.figure):
+            mine = ours.get(goal.figure)
+            measured = None if mine is None else round(mine / theirs[goal.figure], 2)
         if measured is None:
             met = None
         else:
-            met = measured < target if their_key is None else measured >= target
+            met = measured >= goal.target if goal.at_least else measured < goal.target
         found.append(
-            {"issue": issue, "goal": text, "section": section, "measured": measured,
-             "target": target, "ratio": their_key is not None, "met": met}
+            {"issue": goal.issue, "goal": goal.text, "section": goal.section,
+             "measured": measured, "target": goal.target, "ratio": goal.theirs is not None,
+             "unit": goal.unit, "met": met}
         )  # fmt: skip
     found.extend(_sync_goals(results))
     return found
@@ -119,7 +187,7 @@ def _sync_goals(results: Results) -> list[dict[str, Any]]:
                      "goal": f"{row.get('name', 'helper')} time/call <= 0.5x asgiref "
                              f"(Python {python}, {where})",
                      "section": "sync", "measured": round(ratio, 2), "target": 0.5,
-                     "ratio": True, "met": ratio <= 0.5}
+                     "ratio": True, "unit": "x", "met": ratio <= 0.5}
                 )  # fmt: skip
     return found
 
@@ -134,45 +202,73 @@ def _ratio_text(ours: Row | None, row: Row, figure: str) -> str:
     return f"{ours[figure] / row[figure]:.2f}x"
 
 
+def _figure_cells(section: str, row: Row) -> list[str]:
+    """The cells of one measured row after its label and server, by kind of section."""
+    if section == "sse":
+        return [_number(row["lateness_max_ms"], 2), _number(row["lateness_p50_ms"], 2),
+                str(row["events"])]  # fmt: skip
+    if SECTIONS[section][2] == "mb_per_s":
+        return [_number(row["mb_per_s"], 1), _number(row["seconds"], 2),
+                _number(row["peak_rss_mib"], 1), _number(row.get("start_rss_mib"), 1)]  # fmt: skip
+    rounds = ", ".join(f"{value:,.0f}" for value in row["rounds_requests_per_s"])
+    cells = [_number(row["requests_per_s"]), rounds, _number(row["latency_p50_ms"], 2),
+             _number(row.get("requests_per_cpu_s")), _number(row.get("cpu_busy"), 2)]  # fmt: skip
+    if section == "io":
+        of_ideal = row.get("of_ideal")
+        cells += [_number(row.get("ideal_requests_per_s")),
+                  "n/a" if of_ideal is None else f"{of_ideal:.2f}x"]  # fmt: skip
+    return cells
+
+
+def _figure_header(section: str) -> list[str]:
+    if section == "sse":
+        return ["max ms late", "p50 ms late", "events"]
+    if SECTIONS[section][2] == "mb_per_s":
+        return ["MB/s", "seconds", "peak RSS MiB", "RSS at start MiB"]
+    header = ["req/s", "rounds", "p50 ms", "req per CPU s", "CPUs busy"]
+    if section == "io":
+        header += ["ideal req/s (threads)", "of ideal"]
+    return header
+
+
 def section_table(results: Results, section: str) -> tuple[list[str], list[list[str]]]:
     """The header and rows of one section's table, as text cells."""
-    _, ours_key, figure, unit = SECTIONS[section]
+    _, ours_key, figure, _ = SECTIONS[section]
     data = results["sections"][section]
     ours = _row(results, section, ours_key)
-    transfer = figure == "mb_per_s"
-    header = ["contender", "server", f"{unit}"]
-    header += ["seconds", "peak RSS MiB", "RSS at start MiB"] if transfer else ["rounds", "p50 ms"]
-    header.append("ours / this")
+    figures = _figure_header(section)
+    # A ratio of latenesses says little (lower is better, and near zero is noise).
+    with_ratio = section != "sse"
+    header = ["contender", "server", *figures] + (["ours / this"] if with_ratio else [])
     rows = []
     for row in data["rows"]:
         cells = [row["label"], row["server"]]
         if row["status"] == "errors":
             cells.append(f"{_number(row[figure])} with errors: {row['error']}")
-            cells += ["", "", ""] if transfer else ["", ""]
+            cells += [""] * (len(figures) - 1)
         elif row["status"] != "ok":
             cells.append(f"unavailable ({row['error']})")
-            cells += ["", "", ""] if transfer else ["", ""]
-        elif transfer:
-            cells += [
-                _number(row["mb_per_s"], 1),
-                _number(row["seconds"], 2),
-                _number(row["peak_rss_mib"], 1),
-                _number(row.get("start_rss_mib"), 1),
-            ]
+            cells += [""] * (len(figures) - 1)
         else:
-            rounds = ", ".join(f"{value:,.0f}" for value in row["rounds_requests_per_s"])
-            cells += [_number(row["requests_per_s"]), rounds, _number(row["latency_p50_ms"], 2)]
-        cells.append(_ratio_text(ours, row, figure))
+            cells += _figure_cells(section, row)
+        if section == "io" and row["status"] == "ok" and row.get("threads") is not None:
+            cells[-2] = f"{cells[-2]} ({row['threads']})"
+        if with_ratio:
+            cells.append(_ratio_text(ours, row, figure))
         rows.append(cells)
     return header, rows
 
 
 def _goal_cells(goal: dict[str, Any]) -> list[str]:
     measured = goal["measured"]
+    # Older result files have no unit: their only absolute goal was the upload's RSS.
+    unit = goal.get("unit") or ("x" if goal["ratio"] else "MiB")
     if measured is None:
         shown = "not measured"
+    elif unit.startswith("x"):
+        shown = f"{measured:.2f}{unit}"
     else:
-        shown = f"{measured:.2f}x" if goal["ratio"] else f"{measured:.1f} MiB"
+        shown = f"{measured:.1f} {unit}"
     met = {True: "yes", False: "**no**", None: "n/a"}[goal["met"]]
     return [str(goal["issue"]), goal["goal"], shown, met]
 
@@ -205,7 +301,14 @@ def conditions_text(results: Results, code: str = "`") -> str:
 
 
 READING = (
-    "\"ours / this\" divides our row's figure by that row's (above 1: ours is ahead). The "
+    "\"ours / this\" divides our row's figure by that row's (above 1: ours is ahead). "
+    '"req per CPU s" divides the requests answered in every round by the CPU seconds '
+    "(user + system, all threads, from /proc/PID/stat before and after each round) of the "
+    'process running the app: gunicorn\'s worker, or uvicorn; "CPUs busy" is that CPU '
+    "time over the rounds' wall time. The I/O-bound view's ideal is the connections (or the "
+    "contender's thread pool, if smaller) divided by its 20 ms wait. An event's lateness is "
+    "the client's time.monotonic() when its last byte arrived less the one the app wrote "
+    "into it as it yielded it (one clock for every process on Linux). The "
     "bare ASGI app on uvicorn is the server's ceiling with no adapter at all; AsgiToWsgi "
     "around a bare ASGI hello shows the adapter's cost without Starlette's; the floor row "
     "(plain WSGI plus one bare round trip to a loop thread) bounds every bridge that runs "

@@ -6,9 +6,14 @@ Usage::
     python benchmarks/run.py --quick          # smoke run (about a minute)
     python benchmarks/run.py --only rps,asgi  # some sections only
 
-Sections: ``rps`` (a WSGI hello world behind uvicorn through each adapter, and natively on
-gunicorn's sync worker), ``stream`` (a 1 GiB streamed response), ``upload`` (a 512 MiB
-upload, with the server's peak memory), ``asgi`` (a Starlette hello world behind
+Sections, framework rows first (they are what users run): ``flask`` and ``django`` (a
+Flask and a Django hello world behind uvicorn through each adapter, and natively on
+gunicorn's sync worker), ``flask_page`` and ``django_page`` (a realistic page: 50 rows
+from SQLite rendered through a template of about 17 KiB, with requests per CPU second of
+the server process), ``io`` (a view waiting 20 ms, 64 connections, beside the ideal
+rate), ``rps`` (a bare WSGI hello world), ``stream`` (a 1 GiB streamed response),
+``upload`` (a 512 MiB upload, with the server's peak memory), ``sse`` (how late
+server-sent events reach the client), ``asgi`` (a Starlette hello world behind
 gunicorn's sync worker through each adapter, and a plain WSGI hello world there),
 ``asgi_split`` (the same, with every server pinned to one CPU and wrk to the other: a
 server with a core of its own, as with one gunicorn worker per core, and without the
@@ -43,14 +48,32 @@ if str(ROOT) not in sys.path:  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import _clients, _scenarios, report  # noqa: E402
+from benchmarks.apps import IO_WAIT  # noqa: E402
 
 log = logging.getLogger("adapter.benchmarks")
 
-SECTIONS = ("rps", "stream", "upload", "asgi", "asgi_split", "sync")
+SECTIONS = (
+    "flask", "django", "flask_page", "django_page", "io",
+    "rps", "stream", "upload", "sse", "asgi", "asgi_split", "sync",
+)  # fmt: skip
+
+
+def _wsgi_keys(app: str) -> list[str]:
+    return [f"{app}:{contender}" for contender in ("ours", "a2wsgi", "asgiref", "gunicorn")]
+
+
+# A section measured on its own servers: its contenders and the path wrk requests.
+WSGI_RPS_SECTIONS: dict[str, tuple[list[str], str]] = {
+    "flask": (_wsgi_keys("flask"), "/"),
+    "django": (_wsgi_keys("django"), "/"),
+    "flask_page": (_wsgi_keys("flask"), "/page"),
+    "django_page": (_wsgi_keys("django"), "/page"),
+    "io": (["ours", "a2wsgi", "asgiref", "gunicorn"], "/io"),
+}
 RESULTS = ROOT / "benchmarks" / "results"
 PACKAGES = (
     "wsgi-asgi-adapter", "a2wsgi", "asgiref", "anyio", "uvicorn", "gunicorn", "starlette",
-    "uvloop", "httptools", "h11", "trio",
+    "uvloop", "httptools", "h11", "trio", "flask", "django", "jinja2",
 )  # fmt: skip
 SINGLE_PROCESS_NOTE = (
     "Each server runs as a single process (uvicorn without workers, gunicorn with one sync "
@@ -82,6 +105,9 @@ def settings_for(quick: bool) -> _scenarios.Settings:
         stream_bytes=(64 if quick else 1024) << 20,
         upload_bytes=(32 if quick else 512) << 20,
         transfer_time_limit=30.0 if quick else 120.0,
+        io_connections=64,
+        sse_events=10,
+        sse_gap=0.05,
     )
 
 
@@ -166,7 +192,7 @@ def run(chosen: list[str], quick: bool, sync_output: Path) -> dict[str, Any]:
     """Measure the ``chosen`` sections; return everything that goes into the JSON."""
     settings = settings_for(quick)
     wrk = _clients.wrk_path()
-    if wrk is None and {"rps", "asgi"} & set(chosen):
+    if wrk is None and {"rps", "asgi", *WSGI_RPS_SECTIONS} & set(chosen):
         log.error("wrk is not installed: the requests/s sections can not be measured "
                   "(apt-get install wrk)")  # fmt: skip
     started = datetime.datetime.now(datetime.timezone.utc)
@@ -181,6 +207,21 @@ def run(chosen: list[str], quick: bool, sync_output: Path) -> dict[str, Any]:
         "sections": {},
     }
     everyone = _scenarios.targets(settings)
+    for name, (keys, path) in WSGI_RPS_SECTIONS.items():
+        if name not in chosen:
+            continue
+        load = _scenarios.load_average()
+        pool = [everyone[key] for key in keys]
+        connections = settings.io_connections if name == "io" else settings.wrk_connections
+        rows = _scenarios.measure_rps(pool, settings, wrk, path=path, connections=connections)
+        if name == "io":
+            _scenarios.add_ideal(rows, pool, connections, IO_WAIT)
+        results["sections"][name] = {
+            "rows": [rows[key] for key in keys],
+            "path": path,
+            "connections": connections,
+            "load_average": load,
+        }
     wanted = {
         "rps": ["ours", "a2wsgi", "asgiref", "gunicorn", "raw_asgi"],
         "asgi": ["ours_asgi", "a2wsgi_asgi", "gunicorn", "ours_asgi_bare", "loop_hop"],
@@ -217,14 +258,23 @@ def run(chosen: list[str], quick: bool, sync_output: Path) -> dict[str, Any]:
     for name, (transfer, size) in transfers.items():
         if name in chosen:
             load = _scenarios.load_average()
-            keys = ("ours", "a2wsgi", "asgiref", "gunicorn", "raw_asgi")
-            pool = [everyone[key] for key in keys]
+            pool = [everyone[key] for key in ("ours", "a2wsgi", "asgiref", "gunicorn", "raw_asgi")]
             rows = _scenarios.measure_transfer(pool, settings, transfer, size)
             results["sections"][name] = {
                 "rows": list(rows.values()),
                 "bytes": size,
                 "load_average": load,
             }
+    if "sse" in chosen:
+        load = _scenarios.load_average()
+        pool = [everyone[key] for key in ("ours", "a2wsgi", "asgiref", "gunicorn")]
+        rows = _scenarios.measure_events(pool, settings)
+        results["sections"]["sse"] = {
+            "rows": list(rows.values()),
+            "events": settings.sse_events,
+            "gap_s": settings.sse_gap,
+            "load_average": load,
+        }
     if "sync" in chosen:
         results["sync"] = run_sync(quick, sync_output)
     finished = datetime.datetime.now(datetime.timezone.utc)
