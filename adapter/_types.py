@@ -11,7 +11,7 @@ from types import TracebackType
 from typing import Any, Protocol, TypeAlias
 
 # ASGI (https://asgi.readthedocs.io/en/latest/specs/main.html).  Messages are plain
-# dicts; asgiref.typing has the precise TypedDicts, used where a message is built.
+# dicts, checked where they are read: an app may send any mapping.
 Scope: TypeAlias = MutableMapping[str, Any]
 Message: TypeAlias = MutableMapping[str, Any]
 Receive: TypeAlias = Callable[[], Awaitable[Message]]
