@@ -488,7 +488,12 @@ def test_head_pathsend_opens_no_file(backend: str, tmp_path: Path) -> None:
         await send({"type": "http.response.pathsend", "path": str(tmp_path / "missing")})
 
     wrapped: list[object] = []
+
+    def file_wrapper(file: object, block_size: int) -> list[bytes]:
+        wrapped.append(file)
+        return []
+
     environ = make_environ("HEAD")
-    environ["wsgi.file_wrapper"] = lambda file, size: wrapped.append(file) or []
+    environ["wsgi.file_wrapper"] = file_wrapper
     status, _, body = call_head(AsgiToWsgi(app, lifespan="off", backend=backend), environ)
     assert (status, body, wrapped) == ("200 OK", b"", [])
