@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from adapter._runtime.shared_loop import SharedLoop, get_loop
 from adapter._types import ASGIApp, Environ
-from adapter.asgi_to_wsgi.lifespan import Lifespan
+from adapter.asgi_to_wsgi.lifespan import LIFESPAN_TIMEOUT, Lifespan
 from adapter.asgi_to_wsgi.responder import AsgiToWsgiResponder
 from adapter.asgi_to_wsgi.scope import build_scope
 
@@ -40,12 +40,20 @@ class AsgiToWsgi:
     :param backend: the anyio backend to run it on, ``"asyncio"`` or ``"trio"``.
     :param lifespan: ``"auto"`` (run lifespan; carry on if the app does not support
         it), ``"on"`` (a failed startup fails every request with
-        :class:`adapter.LifespanFailed`) or ``"off"``.
+        :class:`adapter.LifespanFailed`) or ``"off"``.  An app that raises on the
+        lifespan scope, calls ``receive()`` again before answering
+        ``lifespan.startup``, or sends a message that is not a lifespan one, does not
+        support lifespan; its lifespan task is cancelled.
+    :param lifespan_timeout: seconds the first request waits for lifespan startup to
+        complete (and :meth:`close` for shutdown).  Past it the lifespan task is
+        cancelled; ``"auto"`` logs a warning and serves without lifespan, ``"on"``
+        fails every request with :class:`adapter.LifespanFailed`.
     :param backend_options: passed to :func:`anyio.run` for the shared loop, e.g.
         ``{"use_uvloop": True}`` for uvloop on asyncio (ignored, with a warning, when
         uvloop is not installed).  Instances with the same backend and options share
         one loop.
-    :raises ValueError: for an unknown ``backend`` or ``lifespan``.
+    :raises ValueError: for an unknown ``backend`` or ``lifespan``, or a
+        ``lifespan_timeout`` that is not positive.
     """
 
     def __init__(
@@ -54,6 +62,7 @@ class AsgiToWsgi:
         *,
         backend: str = "asyncio",
         lifespan: str = "auto",
+        lifespan_timeout: float = LIFESPAN_TIMEOUT,
         backend_options: Mapping[str, Any] | None = None,
     ) -> None:
         if backend not in ("asyncio", "trio"):
@@ -61,7 +70,7 @@ class AsgiToWsgi:
         self.asgi_app = asgi_app
         self.backend = backend
         self.backend_options = dict(backend_options or {})
-        self._lifespan = Lifespan(asgi_app, lifespan)
+        self._lifespan = Lifespan(asgi_app, lifespan, lifespan_timeout)
         self._loop: SharedLoop | None = None
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:

@@ -8,10 +8,16 @@ upload's size.
 
 from __future__ import annotations
 
+import sys
+
 from adapter._types import Environ
 from adapter.asgi_to_wsgi.scope import content_length
 
-__all__ = ["BODY_PIECE_SIZE", "Chunk", "RequestBody"]
+__all__ = ["BODY_PIECE_SIZE", "LARGEST_CONTENT_LENGTH", "Chunk", "RequestBody"]
+
+LARGEST_CONTENT_LENGTH = sys.maxsize
+"""The largest ``CONTENT_LENGTH`` served (2**63 - 1 on 64-bit builds): no file, socket
+or ``read()`` size can go past it, so a larger one is refused with a 413 at once."""
 
 BODY_PIECE_SIZE = 64 * 1024
 """Bytes read from ``wsgi.input`` per ``http.request`` message (the memory bound)."""
@@ -38,7 +44,13 @@ class RequestBody:
             self.left = length
 
     def read_piece(self) -> Chunk:
-        """The next piece and whether more follows; raises OSError if the body is cut."""
+        """The next piece and whether more follows.
+
+        :raises OSError: if the body is cut short (the client went away).
+        :raises Exception: whatever ``wsgi.input`` raises; not always an
+            :class:`OSError` (gunicorn raises its parser's errors for a malformed
+            chunked body).
+        """
         if self.left == 0 or self._input is None:
             return b"", False
         wanted = BODY_PIECE_SIZE if self.left is None else min(BODY_PIECE_SIZE, self.left)

@@ -31,8 +31,13 @@ from adapter._runtime.mailbox import MailboxClosed, ThreadMailbox, current_mailb
 from adapter._runtime.shared_loop import SharedLoop
 from adapter._types import ASGIApp, Environ, Message, Scope
 from adapter.asgi_to_wsgi.cancel import GraceCancel
-from adapter.asgi_to_wsgi.input_reader import BODY_PIECE_SIZE, Chunk, RequestBody
-from adapter.asgi_to_wsgi.response import ResponseBody, internal_server_error
+from adapter.asgi_to_wsgi.input_reader import (
+    BODY_PIECE_SIZE,
+    LARGEST_CONTENT_LENGTH,
+    Chunk,
+    RequestBody,
+)
+from adapter.asgi_to_wsgi.response import ResponseBody, internal_server_error, plain_response
 from adapter.asgi_to_wsgi.scope import status_line, wsgi_headers
 from adapter.exceptions import ClientGone, ProtocolError
 
@@ -45,6 +50,10 @@ __all__ = ["AsgiToWsgiResponder"]
 logger = logging.getLogger("adapter")
 
 T = TypeVar("T")
+
+
+class _NoResponse(Exception):
+    """The app returned without a response after it was told the body can not be read."""
 
 
 class AsgiToWsgiResponder:
@@ -66,6 +75,8 @@ class AsgiToWsgiResponder:
         self._response_complete_seen = False
         self._closed = False
         self._reported_error: BaseException | None = None
+        # Why wsgi.input could not be read to the body's end, if it could not.
+        self._body_failure: Exception | None = None
         # PEP 3333's optional wsgi.file_wrapper; with it, scope offers pathsend.
         self._file_wrapper: Callable[[Any, int], Iterable[bytes]] | None = environ.get(
             "wsgi.file_wrapper"
@@ -81,6 +92,11 @@ class AsgiToWsgiResponder:
         self._body_started = False
         self._path: str | None = None
         self._client_gone = False
+        # wsgi.input raised something other than OSError: a malformed body, but the
+        # client may still be there to read an answer.
+        self._body_broken = False
+        # RFC 9110 9.3.2: the response to HEAD carries no body; the app's is dropped.
+        self._head = scope.get("method") == "HEAD"
         self._task_done = False
         self._task_error: BaseException | None = None
         self._final: tuple[Handoff[Chunk], bytes] | None = None
@@ -105,17 +121,29 @@ class AsgiToWsgiResponder:
             wait (``SystemExit`` from a worker timeout, ``KeyboardInterrupt``); the app's
             task is told the client is gone first.
         """
+        if self._body.left is not None and self._body.left > LARGEST_CONTENT_LENGTH:
+            # No client can send such a body and no read could take it: the client's
+            # fault (RFC 9110 15.5.14), answered before the app is called.
+            logger.debug("refused a request with CONTENT_LENGTH %d", self._body.left)
+            self._closed = True
+            self._mailbox.close()
+            return plain_response(
+                start_response, "413 Content Too Large", "The Content-Length is too large.\n"
+            )
         if self._body.left is not None and self._body.left <= BODY_PIECE_SIZE:
             # A small body travels with the task start: no hop back for receive().
-            try:
-                self._piece = self._body.read_piece()
-            except OSError:
-                self._client_gone = True
+            self._piece = self._read_body_piece()
+            if self._piece is None:
+                self._client_gone = isinstance(self._body_failure, OSError)
+                self._body_broken = not self._client_gone
         first: Handoff[Chunk] = Handoff()
         self._wanted = first
         self._loop.spawn_soon(self._run_app)
         try:
             body, more = self._wait(first)
+        except _NoResponse:
+            self.finish(complete=False)
+            return self._answer_unreadable_body(start_response)
         except Exception as exc:
             # Before the response started: a clean 500, the traceback in the log.
             logger.error("Exception in ASGI application before the response started", exc_info=exc)
@@ -135,16 +163,31 @@ class AsgiToWsgiResponder:
             raise
         return ResponseBody(self, body, more)
 
+    def _answer_unreadable_body(self, start_response: StartResponse) -> Iterable[bytes]:
+        # The app got http.disconnect for a body that could not be read and returned
+        # (or raised) without answering, as the ASGI spec lets it: not its error.
+        failure = self._body_failure
+        if failure is None or isinstance(failure, OSError):
+            logger.debug("the client left before its request body was complete: %r", failure)
+            text = "The request body is incomplete.\n"  # for the server; the client is gone
+        else:
+            logger.debug("the request body is malformed: %r", failure)
+            text = "The request body is malformed.\n"
+        return plain_response(start_response, "400 Bad Request", text)
+
     def _respond_with_file(self, start_response: StartResponse, path: str) -> Iterable[bytes]:
         # The server may close a file_wrapper from another thread (waitress does), so
         # the app's task is seen to its end first: FileResponse ends right after.
         self.finish(complete=True)
+        assert self._start is not None
+        if self._head:
+            start_response(*self._start)
+            return []
         try:
             file = open(path, "rb")  # noqa: SIM115 - the WSGI server closes it
         except OSError as exc:
             logger.error("the ASGI app's 'http.response.pathsend' file", exc_info=exc)
             return internal_server_error(start_response)
-        assert self._start is not None
         assert self._file_wrapper is not None  # pathsend is offered only with one
         start_response(*self._start)
         # PEP 3333: the server may send it zero-copy (gunicorn's sendfile).
@@ -181,14 +224,23 @@ class AsgiToWsgiResponder:
             else:
                 raise late_error
 
+    def _read_body_piece(self) -> Chunk | None:
+        """The next body piece, or None (and ``_body_failure`` set) if it can't be read."""
+        try:
+            return self._body.read_piece()
+        except Exception as exc:
+            # Not only OSError: gunicorn's chunked reader raises its parser's errors
+            # (InvalidChunkSize).  Whatever it is, receive() must hear of it, or the
+            # app would wait for the body forever.
+            self._body_failure = exc
+            return None
+
     def _read_piece(self) -> None:
         # Posted by receive() to run here, in the request thread: wsgi.input belongs
         # to the thread the WSGI server called us in.
-        try:
-            piece: Chunk | None = self._body.read_piece()
-        except OSError:
-            piece = None
-        self._loop.call_soon_threadsafe(self._loop_piece_arrived, piece)
+        piece = self._read_body_piece()
+        gone = piece is None and isinstance(self._body_failure, OSError)
+        self._loop.call_soon_threadsafe(self._loop_piece_arrived, piece, gone)
 
     # ---- loop thread: callbacks -----------------------------------------------------
 
@@ -212,12 +264,14 @@ class AsgiToWsgiResponder:
             self._wanted = wanted
             self._wake()
 
-    def _loop_piece_arrived(self, piece: Chunk | None) -> None:
+    def _loop_piece_arrived(self, piece: Chunk | None, gone: bool) -> None:
         self._piece_requested = False
-        if piece is None:
+        if piece is not None:
+            self._piece = piece
+        elif gone:
             self._client_gone = True
         else:
-            self._piece = piece
+            self._body_broken = True
         self._wake()
 
     def _loop_client_gone(self) -> None:
@@ -246,7 +300,10 @@ class AsgiToWsgiResponder:
         self._wake()
         wanted, self._wanted = self._wanted, None
         if wanted is not None:
-            if error is not None and not self._client_gone:
+            if self._start is None and (self._client_gone or self._body_broken):
+                # It was told of the disconnect: returning is its answer (ASGI spec).
+                wanted.set_exception(_NoResponse())
+            elif error is not None and not self._client_gone:
                 wanted.set_exception(error)
                 error = None  # reported through the response; not again at close()
             elif self._start is None:
@@ -265,9 +322,14 @@ class AsgiToWsgiResponder:
                 self._piece = None
                 self._request_complete = not more
                 return {"type": "http.request", "body": body, "more_body": more}
-            if self._client_gone or (self._request_complete and self._response_complete):
+            if (
+                self._client_gone
+                or self._body_broken
+                or (self._request_complete and self._response_complete)
+            ):
                 # ASGI spec: receive() after the response is sent, or once the client
-                # is gone, returns http.disconnect.
+                # is gone, returns http.disconnect (the spec's only word for a body
+                # that will not come, so a malformed one gets it too).
                 return {"type": "http.disconnect"}
             if not self._request_complete and not self._piece_requested:
                 try:
@@ -312,11 +374,13 @@ class AsgiToWsgiResponder:
             if self._client_gone:
                 raise ClientGone("the client is gone (the WSGI server closed the response)")
         wanted, self._wanted = self._wanted, None
+        # HEAD: taken and dropped, one message per server request still (backpressure).
+        data = b"" if self._head else bytes(body)
         if more:
             self._body_started = True
-            wanted.set_result((bytes(body), True))
+            wanted.set_result((data, True))
             return
-        self._hand_over_last(wanted, bytes(body))
+        self._hand_over_last(wanted, data)
 
     async def _send_path(self, message: Message) -> None:
         # The ASGI pathsend extension: the whole body is the file at this path.

@@ -14,13 +14,20 @@ if TYPE_CHECKING:
 
     from adapter.asgi_to_wsgi.responder import AsgiToWsgiResponder
 
-__all__ = ["ResponseBody", "internal_server_error"]
+__all__ = ["ResponseBody", "internal_server_error", "plain_response"]
 
-_ERROR_BODY = b"Internal Server Error"
-_ERROR_HEADERS = [
-    ("Content-Type", "text/plain; charset=utf-8"),
-    ("Content-Length", str(len(_ERROR_BODY))),
-]
+
+def plain_response(start_response: StartResponse, status: str, text: str) -> list[bytes]:
+    """Start a complete plain-text response of our own and return its body.
+
+    :param start_response: the server's PEP 3333 ``start_response``.
+    :param status: the PEP 3333 status line, e.g. ``"400 Bad Request"``.
+    :param text: the body, a short ASCII sentence for the client.
+    """
+    body = text.encode("ascii")
+    headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
+    start_response(status, headers)
+    return [body]
 
 
 def internal_server_error(start_response: StartResponse) -> list[bytes]:
@@ -28,8 +35,7 @@ def internal_server_error(start_response: StartResponse) -> list[bytes]:
 
     :param start_response: the server's PEP 3333 ``start_response``.
     """
-    start_response("500 Internal Server Error", _ERROR_HEADERS)
-    return [_ERROR_BODY]
+    return plain_response(start_response, "500 Internal Server Error", "Internal Server Error")
 
 
 class ResponseBody:

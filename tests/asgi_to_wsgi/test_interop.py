@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -239,3 +241,49 @@ def test_lifespan_shutdown_runs_when_gunicorn_stops_its_worker(tmp_path: Path) -
     # running_server stopped gunicorn (SIGTERM): the worker exited normally, and the
     # interpreter-exit hook ran the app's lifespan shutdown in it.
     assert (tmp_path / f"shutdown-{worker_pid}").exists()
+
+
+def read_response(
+    sock: socket.socket, buffered: bytes, *, to_head: bool = False
+) -> tuple[bytes, bytes, bytes]:
+    """One HTTP/1.1 response off ``sock``: (status line and headers, body, bytes after).
+
+    ``to_head``: the response to a HEAD request, which has no body whatever its
+    Content-Length says (RFC 9110 9.3.2).
+    """
+    while b"\r\n\r\n" not in buffered:
+        data = sock.recv(65536)
+        assert data, f"the connection closed mid-response: {buffered!r}"
+        buffered += data
+    head, _, rest = buffered.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    if to_head:
+        length = 0
+    while len(rest) < length:
+        data = sock.recv(65536)
+        assert data, f"the connection closed mid-body: {rest!r}"
+        rest += data
+    return head, rest[:length], rest[length:]
+
+
+@pytest.mark.server
+def test_head_then_get_on_one_waitress_connection(tmp_path: Path) -> None:
+    # waitress writes out what the app yields, even for HEAD: a body there would be
+    # read as the start of the next response on the connection.
+    command = server_command("waitress", "tests.apps.fastapi_app:application")
+    with running_server(command) as url:
+        host, port = url.rsplit("/", 1)[1].split(":")
+        with socket.create_connection((host, int(port)), timeout=15) as sock:
+            sock.sendall(b"HEAD /items HTTP/1.1\r\nHost: x\r\n\r\n")  # 405, a JSON body
+            head, _, rest = read_response(sock, b"", to_head=True)
+            assert head.startswith(b"HTTP/1.1 405 ")
+            assert b"content-length:" in head.lower()  # kept: what GET would send
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            head, body, rest = read_response(sock, rest)
+            assert head.startswith(b"HTTP/1.1 200 "), head
+            assert json.loads(body)["greeting"] == "hello from lifespan"
+            assert rest == b""
