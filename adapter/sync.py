@@ -165,6 +165,7 @@ def _sync_to_async(
         value: R = call.outcome()
         return value
 
+    _keep_self(run_in_thread, func)
     return run_in_thread
 
 
@@ -249,6 +250,7 @@ def _async_to_sync(
         value: R = outcome.value
         return value
 
+    _keep_self(run_on_loop, func)
     return run_on_loop
 
 
@@ -309,6 +311,15 @@ def _restore_context(changed: contextvars.Context) -> None:
             continue
         if variable.get(_MISSING) is not value:
             variable.set(value)
+
+
+def _keep_self(wrapper: Callable[..., Any], func: Callable[..., Any]) -> None:
+    """Give ``wrapper`` the ``__self__`` of ``func``, a bound method, as asgiref does."""
+    # functools.wraps copies no __self__, and code that inspects a wrapped method
+    # (asgiref's own tests, Django) looks for the instance there.
+    instance = getattr(func, "__self__", _MISSING)
+    if instance is not _MISSING:
+        wrapper.__self__ = instance  # type: ignore[attr-defined]
 
 
 def _is_async(func: object) -> bool:
