@@ -16,6 +16,8 @@ Names, defaults and semantics are asgiref's, so moving over is a change of impor
   coroutine come back to it.
 - Context variables flow into the called function and changes flow back out, in both
   directions; exceptions keep their tracebacks.
+- A task awaiting ``sync_to_async`` is cancelled at once; the call runs on in its
+  thread (a :class:`~adapter._sync_calls.DetachableCall`).
 
 How the threads and loops are driven lives in ``adapter._sync_threads``,
 ``adapter._sync_loops`` and ``adapter._sync_calls``; this module only decides which
@@ -36,7 +38,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 import anyio
 
 from adapter._outer import ThreadMailbox, current_mailbox
-from adapter._sync_calls import ThreadCall
+from adapter._sync_calls import DetachableCall
 from adapter._sync_fresh import run_in_fresh_loop
 from adapter._sync_loops import (
     current_loop,
@@ -97,7 +99,13 @@ def sync_to_async(
     Use it bare (``@sync_to_async``), with arguments
     (``@sync_to_async(thread_sensitive=False)``), on functions and on methods.  The
     result is a real coroutine function (``inspect.iscoroutinefunction`` is true) with
-    ``func``'s name and docstring.  Awaiting it works on asyncio and on trio.
+    ``func``'s name and docstring (and ``__self__``, for a bound method).  Awaiting it
+    works on asyncio and on trio.
+
+    Cancelling the awaiting task (a timeout) ends the ``await`` at once, as in asgiref.
+    A call not yet started then never runs; one already running goes on in its thread,
+    which nothing can stop, and what it returns, raises or sets in its context is
+    dropped.  Until it ends it keeps its thread, and its ``limiter`` token.
 
     :param func: the sync callable; omitted, a decorator is returned.
     :param thread_sensitive: run in the outer sync thread if there is one, else in one
@@ -142,7 +150,7 @@ def _sync_to_async(
     async def run_in_thread(*args: P.args, **kwargs: P.kwargs) -> R:
         loop = current_loop()
         context = _context_for_a_thread() if fixed_context is None else fixed_context
-        call = ThreadCall(loop, context, func, args, kwargs)
+        call = DetachableCall(loop, context, func, args, kwargs)
         try:
             if thread_sensitive:
                 # The outer sync thread if there is one (asgiref semantics), else the
