@@ -16,6 +16,8 @@ Names, defaults and semantics are asgiref's, so moving over is a change of impor
   coroutine come back to it.
 - Context variables flow into the called function and changes flow back out, in both
   directions; exceptions keep their tracebacks.
+- A task awaiting ``sync_to_async`` is cancelled at once; the call runs on in its
+  thread (a :class:`~adapter._runtime.calls.DetachableCall`).
 
 How the threads and loops are driven lives in ``adapter._runtime.threads``,
 ``adapter._runtime.loops`` and ``adapter._runtime.calls``; this module only decides which
@@ -35,7 +37,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 
 import anyio
 
-from adapter._runtime.calls import ThreadCall
+from adapter._runtime.calls import DetachableCall
 from adapter._runtime.fresh_loop import run_in_fresh_loop
 from adapter._runtime.loops import (
     current_loop,
@@ -97,7 +99,13 @@ def sync_to_async(
     Use it bare (``@sync_to_async``), with arguments
     (``@sync_to_async(thread_sensitive=False)``), on functions and on methods.  The
     result is a real coroutine function (``inspect.iscoroutinefunction`` is true) with
-    ``func``'s name and docstring.  Awaiting it works on asyncio and on trio.
+    ``func``'s name and docstring (and ``__self__``, for a bound method).  Awaiting it
+    works on asyncio and on trio.
+
+    Cancelling the awaiting task (a timeout) ends the ``await`` at once, as in asgiref.
+    A call not yet started then never runs; one already running goes on in its thread,
+    which nothing can stop, and what it returns, raises or sets in its context is
+    dropped.  Until it ends it keeps its thread, and its ``limiter`` token.
 
     :param func: the sync callable; omitted, a decorator is returned.
     :param thread_sensitive: run in the outer sync thread if there is one, else in one
@@ -142,7 +150,7 @@ def _sync_to_async(
     async def run_in_thread(*args: P.args, **kwargs: P.kwargs) -> R:
         loop = current_loop()
         context = _context_for_a_thread() if fixed_context is None else fixed_context
-        call = ThreadCall(loop, context, func, args, kwargs)
+        call = DetachableCall(loop, context, func, args, kwargs)
         try:
             if thread_sensitive:
                 # The outer sync thread if there is one (asgiref semantics), else the
@@ -165,6 +173,7 @@ def _sync_to_async(
         value: R = call.outcome()
         return value
 
+    _keep_self(run_in_thread, func)
     return run_in_thread
 
 
@@ -249,6 +258,7 @@ def _async_to_sync(
         value: R = outcome.value
         return value
 
+    _keep_self(run_on_loop, func)
     return run_on_loop
 
 
@@ -309,6 +319,15 @@ def _restore_context(changed: contextvars.Context) -> None:
             continue
         if variable.get(_MISSING) is not value:
             variable.set(value)
+
+
+def _keep_self(wrapper: Callable[..., Any], func: Callable[..., Any]) -> None:
+    """Give ``wrapper`` the ``__self__`` of ``func``, a bound method, as asgiref does."""
+    # functools.wraps copies no __self__, and code that inspects a wrapped method
+    # (asgiref's own tests, Django) looks for the instance there.
+    instance = getattr(func, "__self__", _MISSING)
+    if instance is not _MISSING:
+        wrapper.__self__ = instance  # type: ignore[attr-defined]
 
 
 def _is_async(func: object) -> bool:

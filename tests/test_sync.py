@@ -366,3 +366,34 @@ def test_fresh_loops_clean_up_before_returning() -> None:
 
     async_to_sync(leave_a_task_behind)()
     assert cancelled.is_set()
+
+
+class Service:
+    def lookup(self) -> str:
+        return "sync"
+
+    async def fetch(self) -> str:
+        return "async"
+
+
+def test_wrapped_bound_methods_keep_self() -> None:
+    # asgiref's test_sync_to_async_method_self_attribute: code that inspects a wrapped
+    # method (Django's, for one) finds the instance where a bound method keeps it.
+    service = Service()
+    wrapped_sync = [
+        sync_to_async(service.lookup),
+        sync_to_async()(service.lookup),
+        sync_to_async(thread_sensitive=False)(service.lookup),
+    ]
+    wrapped_async = [
+        async_to_sync(service.fetch),
+        async_to_sync()(service.fetch),
+        async_to_sync(force_new_loop=True)(service.fetch),
+    ]
+    for wrapped in [*wrapped_sync, *wrapped_async]:
+        assert wrapped.__self__ is service  # type: ignore[attr-defined]
+    assert [async_to_sync(wrapped)() for wrapped in wrapped_sync] == ["sync"] * 3
+    assert [wrapped() for wrapped in wrapped_async] == ["async"] * 3
+    # A plain function has no __self__, and gets none.
+    assert not hasattr(sync_to_async(explode), "__self__")
+    assert not hasattr(async_to_sync(explode_async), "__self__")

@@ -1,8 +1,11 @@
 """What crosses between a loop and a thread: one sync call, one coroutine's outcome.
 
-- :class:`ThreadCall` is one ``sync_to_async`` call: made on a loop, run by another
-  thread, awaited on the loop (through its ``LoopHandle`` in ``adapter._runtime.loops``).
-  A cancelled caller can abandon it until a thread has started it.
+- :class:`ThreadCall` is one call made on a loop, run by another thread, awaited on
+  the loop (through its ``LoopHandle`` in ``adapter._runtime.loops``).  A cancelled
+  caller can abandon it until a thread has started it; after that, it waits for the
+  thread to end the call (a WSGI step of ``WsgiToAsgi``), or, for a
+  :class:`DetachableCall` (a ``sync_to_async`` call, as asgiref), it goes at once and
+  leaves the call to run on in its thread.
 - :class:`Outcome` is what a coroutine run for ``async_to_sync`` left behind: its value
   or error, and its context, so that context changes flow back to the sync caller.
 - While a thread runs a ``ThreadCall``, :func:`outer_loop_of_this_call` names the loop
@@ -17,12 +20,19 @@ import os
 import sys
 import threading
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from adapter._runtime.loops import LoopHandle
 
-__all__ = ["CoroutineFunction", "Outcome", "ThreadCall", "capture", "outer_loop_of_this_call"]
+__all__ = [
+    "CoroutineFunction",
+    "DetachableCall",
+    "Outcome",
+    "ThreadCall",
+    "capture",
+    "outer_loop_of_this_call",
+]
 
 CoroutineFunction = Callable[[], Awaitable[Any]]
 
@@ -66,6 +76,7 @@ class ThreadCall:
     __slots__ = (
         "_claim",
         "args",
+        "caller_left",
         "context",
         "error",
         "finished",
@@ -74,9 +85,14 @@ class ThreadCall:
         "kwargs",
         "loop",
         "ran",
+        "then",
         "value",
         "waiter",
     )
+
+    #: Whether a caller cancelled while a thread runs the call goes at once, leaving
+    #: the call to run on (True), or waits for the thread to end it (False).
+    detachable: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -99,6 +115,11 @@ class ThreadCall:
         self.handling = sys.exc_info()[1]
         self.ran = False
         self.finished = False
+        # Set on the loop's thread when a cancelled caller went while the call runs on.
+        self.caller_left = False
+        # What the loop does when a call its caller left ends (give back a limiter
+        # token); set on the loop's thread, run there by the loop's finishing callback.
+        self.then: Callable[[], object] | None = None
         self.waiter: Any = loop.new_waiter()
         # Whoever takes it first decides: the thread (the call runs) or a cancelled
         # caller (the call never runs).
@@ -150,6 +171,29 @@ class ThreadCall:
     def abandon(self) -> bool:
         """Make sure the call never starts; False if it already has."""
         return self._claim.acquire(blocking=False)
+
+    def ended_on_the_loop(self) -> None:
+        """The loop learns that the thread is done; on the loop's thread.
+
+        Wakes the waiting caller, or, if it left, runs what it left for the loop to do.
+        """
+        self.finished = True
+        if not self.caller_left:
+            self.waiter.set()
+        elif self.then is not None:
+            then, self.then = self.then, None
+            then()
+
+
+class DetachableCall(ThreadCall):
+    """A ``sync_to_async`` call: a cancelled caller goes at once, the thread runs on.
+
+    asgiref's semantics: nothing can stop a thread, so the task is not kept waiting for
+    it; what the call returns, raises or sets in its context is dropped.
+    """
+
+    __slots__ = ()
+    detachable = True
 
 
 def _forget_calls_after_fork() -> None:

@@ -77,7 +77,11 @@ class LoopHandle:
         raise NotImplementedError
 
     async def wait(self, call: ThreadCall) -> None:
-        """Wait on the loop until ``call`` is finished or abandoned on cancellation."""
+        """Wait on the loop until ``call`` is finished, or until cancelled.
+
+        Cancelled, it abandons a call not started yet; a started one it waits for
+        (shielded) unless the call is ``detachable``, which it leaves running.
+        """
         raise NotImplementedError
 
     def submit(self, coro_fn: CoroutineFunction, context: contextvars.Context) -> Handoff[Outcome]:
@@ -115,7 +119,7 @@ class AsyncioLoop(LoopHandle):
         try:
             self.loop.call_soon_threadsafe(_finish_asyncio, call)
         except RuntimeError:
-            logger.warning("the event loop closed before a sync_to_async call returned")
+            _loop_gone(call, "the event loop closed")
 
     async def wait(self, call: ThreadCall) -> None:
         if call.finished:
@@ -123,7 +127,7 @@ class AsyncioLoop(LoopHandle):
         try:
             await call.waiter
         except asyncio.CancelledError:
-            if call.abandon():
+            if call.abandon() or _leave(call):
                 raise
             # The thread can not be interrupted: wait for it, as anyio's to_thread does,
             # so that the call's thread is free and its context settled before we go.
@@ -161,8 +165,7 @@ class AsyncioLoop(LoopHandle):
 
 def _finish_asyncio(call: ThreadCall) -> None:
     # A plain callback of the loop: the waiting task resumes right here (DirectWaiter).
-    call.finished = True
-    call.waiter.set()
+    call.ended_on_the_loop()
 
 
 class TrioLoop(LoopHandle):
@@ -181,7 +184,7 @@ class TrioLoop(LoopHandle):
         try:
             self.token.run_sync_soon(_finish_trio, call)
         except RuntimeError:
-            logger.warning("the trio run ended before a sync_to_async call returned")
+            _loop_gone(call, "the trio run ended")
 
     async def wait(self, call: ThreadCall) -> None:
         import trio
@@ -189,7 +192,7 @@ class TrioLoop(LoopHandle):
         try:
             await call.waiter.wait()
         except trio.Cancelled:
-            if call.abandon():
+            if call.abandon() or _leave(call):
                 raise
             with trio.CancelScope(shield=True):
                 await call.waiter.wait()
@@ -207,8 +210,26 @@ class TrioLoop(LoopHandle):
 
 
 def _finish_trio(call: ThreadCall) -> None:
-    call.finished = True
-    call.waiter.set()
+    call.ended_on_the_loop()
+
+
+def _leave(call: ThreadCall) -> bool:
+    """A cancelled caller leaves a started call running, if it may; on the loop's thread.
+
+    The thread will still tell the loop when the call ends (``ended_on_the_loop``), and
+    the loop then wakes nobody.
+    """
+    if not call.detachable or call.finished:
+        return False
+    call.caller_left = True
+    return True
+
+
+def _loop_gone(call: ThreadCall, what_happened: str) -> None:
+    # The loop can not be told that the call ended.  That matters only to a caller
+    # still waiting; one that left (cancelled) expects nothing.
+    if not call.caller_left:
+        logger.warning("%s before a sync_to_async call returned", what_happened)
 
 
 def _spawn_trio(

@@ -19,6 +19,7 @@ with no threads and makes new ones as needed.
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import logging
 import os
 import queue
@@ -106,7 +107,11 @@ async def run_limited(
     loop: LoopHandle, call: ThreadCall, limiter: anyio.CapacityLimiter | None
 ) -> None:
     """Run ``call`` in a pool worker once ``limiter`` (the loop's default if None) has
-    room, and wait on ``loop`` until it finished (or was abandoned by a cancellation)."""
+    room, and wait on ``loop`` until it finished (or was abandoned by a cancellation).
+
+    The call holds a token until its thread is done with it, even when a cancelled
+    caller left it running (a :class:`~adapter._runtime.calls.DetachableCall`).
+    """
     if limiter is None:
         limiter = loop.default_limiter()
     try:
@@ -117,7 +122,13 @@ async def run_limited(
         run_in_worker(call.execute, call.finish)
         await loop.wait(call)
     finally:
-        limiter.release_on_behalf_of(call)
+        if call.caller_left and not call.finished:
+            # The call runs on without its cancelled caller, and still occupies a
+            # thread: its token goes back when it ends, so that calls timing out on a
+            # stuck function can not pile up threads past the limiter's bound.
+            call.then = functools.partial(limiter.release_on_behalf_of, call)
+        else:
+            limiter.release_on_behalf_of(call)
 
 
 def _work(inbox: _Inbox) -> None:

@@ -127,8 +127,11 @@ def test_on_fails_at_once_for_an_app_that_ignores_the_lifespan_scope(
     assert ended.wait(BOUND)
 
 
-def slow_startup(seconds: float, events: list[str]) -> ASGIApp:
-    """Startup takes ``seconds`` (cancellable), then completes; records what happens."""
+def slow_startup(
+    seconds: float, events: list[str], cancelled: threading.Event | None = None
+) -> ASGIApp:
+    """Startup takes ``seconds`` (cancellable), then completes; records what happens
+    (and sets ``cancelled`` once its startup was cancelled)."""
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -137,6 +140,8 @@ def slow_startup(seconds: float, events: list[str]) -> ASGIApp:
                 await anyio.sleep(seconds)
             except anyio.get_cancelled_exc_class():
                 events.append("startup cancelled")
+                if cancelled is not None:
+                    cancelled.set()
                 raise
             scope["state"]["ready"] = True
             await send({"type": "lifespan.startup.complete"})
@@ -160,25 +165,31 @@ def test_startup_past_the_timeout_auto_warns_and_serves_without_lifespan(
     backend: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     events: list[str] = []
+    cancelled = threading.Event()
     baseline = loop_task_count(backend)
-    app = slow_startup(3600, events)
+    app = slow_startup(3600, events, cancelled)
     wsgi_app = AsgiToWsgi(app, lifespan="auto", lifespan_timeout=0.1, backend=backend)
     with caplog.at_level(logging.WARNING, logger="adapter"):
         assert bounded(lambda: call(wsgi_app))[2] == b"[]"
     assert any("lifespan_timeout" in r.getMessage() for r in caplog.records)
     assert bounded(lambda: call(wsgi_app))[2] == b"[]"  # no second startup
     wsgi_app.close()
+    assert cancelled.wait(BOUND), "the startup was not cancelled"
     assert events == ["startup cancelled"]
     assert loop_task_count(backend) == baseline
 
 
 def test_startup_past_the_timeout_is_an_error_with_on(backend: str) -> None:
     events: list[str] = []
-    app = slow_startup(3600, events)
+    cancelled = threading.Event()
+    app = slow_startup(3600, events, cancelled)
     wsgi_app = AsgiToWsgi(app, lifespan="on", lifespan_timeout=0.1, backend=backend)
     for _ in range(2):  # every request, not only the first
         with pytest.raises(LifespanFailed, match="did not complete within lifespan_timeout"):
             bounded(lambda: call(wsgi_app))
+    # The cancellation reaches the app's task on the loop thread, maybe after the
+    # request thread was told: wait for it (bounded), then check it came once.
+    assert cancelled.wait(BOUND), "the startup was not cancelled"
     assert events == ["startup cancelled"]
 
 
