@@ -2,9 +2,10 @@
 
 :class:`WsgiCall` holds the PEP 3333 state of one request (``start_response``, the
 iterable, ``write()``) and offers the steps the event loop hands to a worker thread:
-:meth:`WsgiCall.first` runs the app up to its first non-empty chunk,
-:meth:`WsgiCall.pump` iterates the rest into a bounded :class:`ChunkPipe`, :meth:`WsgiCall.close`
-closes the iterable.  It knows nothing of event loops: the loop side lives in
+:meth:`WsgiCall.first` runs the app up to its first non-empty chunk (and closes the
+iterable there when that chunk completes the body), :meth:`WsgiCall.pump` iterates the
+rest into a bounded :class:`ChunkPipe`, :meth:`WsgiCall.close` closes the iterable.  It
+knows nothing of event loops: the loop side lives in
 :mod:`adapter.wsgi_to_asgi.responder`.
 """
 
@@ -16,7 +17,7 @@ from typing import Any
 
 from adapter._types import Environ, OptExcInfo, WSGIApp
 from adapter.exceptions import ClientDisconnected, ProtocolError
-from adapter.wsgi_to_asgi.environ import encode_headers, parse_status
+from adapter.wsgi_to_asgi.environ import encode_headers, parse_status, response_body_limit
 from adapter.wsgi_to_asgi.pipes import ChunkPipe
 from adapter.wsgi_to_asgi.streams import FileWrapper
 
@@ -44,6 +45,7 @@ class WsgiCall:
 
     :param app: the WSGI application.
     :param environ: its environ for this request.
+    :param method: the request method (the scope's: the app may rewrite the environ's).
     :param write_out: how ``write()`` data reaches the client (blocks until sent).
     :param batch_limit: the most bytes one step collects (and ``write()`` buffers).
     :param pathsend: whether the server offers ``http.response.pathsend``.
@@ -54,8 +56,10 @@ class WsgiCall:
         "_batch",
         "_batch_bytes",
         "_batch_limit",
+        "_body_bytes",
         "_iterable",
         "_iterator",
+        "_method",
         "_pathsend",
         "_pipe",
         "_start_called",
@@ -74,6 +78,7 @@ class WsgiCall:
         environ: Environ,
         write_out: WriteOut,
         *,
+        method: str = "GET",
         batch_limit: int,
         pathsend: bool = False,
     ) -> None:
@@ -81,6 +86,9 @@ class WsgiCall:
         self._batch: list[bytes] | None = None
         self._batch_bytes = 0
         self._batch_limit = batch_limit
+        # Body bytes the app produced so far (chunks and write() data).
+        self._body_bytes = 0
+        self._method = method
         self._pipe: ChunkPipe | None = None
         self.environ = environ
         self._write_out = write_out
@@ -141,6 +149,7 @@ class WsgiCall:
         if not data:
             return
         self.headers_committed = True
+        self._body_bytes += len(data)
         if self._pipe is not None:
             # Streaming: in order with the chunks, held back like them.
             if not self._pipe.put(data):
@@ -170,18 +179,27 @@ class WsgiCall:
         assert batch is not None
         batch.append(chunk)
         self._batch_bytes += len(chunk)
+        self._body_bytes += len(chunk)
 
     def _take_batch(self) -> list[bytes]:
         batch = self._batch
         self._batch = None
         return batch or []
 
+    def _body_complete(self) -> bool:
+        """Whether the body produced so far is all the response may carry."""
+        limit = response_body_limit(self._method, self.status, self.headers)
+        return limit is not None and self._body_bytes >= limit
+
     def first(self) -> tuple[list[bytes], bool]:
         """Call the app and run it up to its first non-empty chunk.
 
         A list or tuple body is taken whole: it is already in memory.  When the
-        iterable is exhausted the call is closed in this same step, so a simple
-        response costs one hop to a worker thread.
+        iterable is exhausted, or the first chunk completes the body (it reaches the
+        ``Content-Length``; any chunk does for ``HEAD``, a 204 or a 304), the call is
+        closed in this same step, so a simple response costs one hop to a worker
+        thread.  Otherwise nothing is read past that chunk: the body may be a stream
+        whose next chunk is not ready yet (server-sent events).
 
         :returns: the chunks so far (``write()`` data included) and whether the
             response is complete.
@@ -212,7 +230,11 @@ class WsgiCall:
                 for chunk in iterator:
                     if chunk := self._checked(chunk):
                         self._add(chunk)
-                        done = False
+                        # The loop cuts the body at its length and never iterates on
+                        # (RFC 9112 6.3), so once the length is reached the response is
+                        # complete: close it here rather than in a second hop.  A
+                        # chunk past the length is cut (and warned about) by the loop.
+                        done = self._body_complete()
                         break
             if not self._start_called:
                 raise ProtocolError("the WSGI app returned without calling start_response")

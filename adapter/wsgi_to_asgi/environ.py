@@ -4,7 +4,8 @@ Nothing here does I/O or touches a thread or an event loop, so every rule can be
 tested exhaustively with plain tables: :func:`build_environ` turns a scope into the
 environ a WSGI app receives; :func:`parse_status` and :func:`encode_headers` check what
 the app hands to ``start_response`` and turn it into what an ASGI
-``http.response.start`` message carries.
+``http.response.start`` message carries; :func:`response_body_limit` says how many body
+bytes that response may carry.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ __all__ = [
     "decode_path",
     "encode_headers",
     "parse_status",
+    "response_body_limit",
 ]
 
 _DEFAULT_PORTS = {"http": "80", "https": "443", "ws": "80", "wss": "443"}
@@ -233,3 +235,28 @@ def encode_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, byte
                 "encode it (RFC 8187) before passing it"
             ) from None
     return encoded
+
+
+# RFC 9110 15.3.5 and 15.4.5: a 204 or a 304 response has no content.
+_BODYLESS_STATUSES = frozenset({204, 304})
+
+
+def response_body_limit(method: str, status: int, headers: list[tuple[bytes, bytes]]) -> int | None:
+    """How many body bytes a response may carry.
+
+    RFC 9110 9.3.2: none in answer to ``HEAD``; none for a 204 or a 304; RFC 9112 6.3:
+    otherwise exactly its ``Content-Length``.
+
+    :param method: the request method.
+    :param status: the response status code.
+    :param headers: the response headers, names lower-cased (as :func:`encode_headers`
+        gives them).
+    :returns: the limit, or None when the response declares no length (or one that is
+        not a plain number: the server judges that).
+    """
+    if method == "HEAD" or status in _BODYLESS_STATUSES:
+        return 0
+    for name, value in headers:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None

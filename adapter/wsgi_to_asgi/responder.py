@@ -10,11 +10,16 @@ runs on the serving loop.  Every step of one request runs in one
 Thread hand-offs per request (the cost that matters; a hop to a worker costs about 40%
 less CPU than through ``anyio.to_thread``, see :mod:`adapter.wsgi_to_asgi.workers`):
 
-- a response whose body is a list or tuple, or that ends with its first non-empty
-  chunk (hello world): **one** hop to a worker, which calls the app, takes the body
-  (and any ``write()`` data) and closes the iterable; status, headers and body go out
-  afterwards, with no task group and no task;
-- a streamed body: one hop for the first chunk; then one worker iterates the rest
+- a response whose body is complete after the first step: **one** hop to a worker,
+  which calls the app, takes the body (and any ``write()`` data) and closes the
+  iterable; status, headers and body go out afterwards, with no task group and no
+  task.  The body is complete when it is a list or tuple (taken whole), when the
+  iterable ends with no non-empty chunk, or when its first non-empty chunk reaches the
+  response's length (its ``Content-Length``; any chunk for ``HEAD``, a 204 or a 304):
+  Flask's and Django's ordinary responses (a ``ClosingIterator``, an ``HttpResponse``,
+  with a ``Content-Length``) take this path.  Nothing is read past the first chunk to
+  learn whether the body ended: that would hold back a stream's first chunk;
+- any other body (streamed): one hop for the first chunk; then one worker iterates the rest
   into a :class:`~adapter.wsgi_to_asgi.pipes.ChunkPipe` of :data:`PULL_BYTES`, blocking while
   it is full (the backpressure), and wakes the loop only when the loop is waiting for
   it: a fast app costs one wake-up per batch, a slow one (server-sent events) one per
@@ -53,7 +58,7 @@ from adapter._types import Receive, Scope, Send, WSGIApp
 from adapter.exceptions import ClientDisconnected
 from adapter.wsgi_to_asgi.call import WsgiCall
 from adapter.wsgi_to_asgi.channel import BodyReceiver
-from adapter.wsgi_to_asgi.environ import build_environ
+from adapter.wsgi_to_asgi.environ import build_environ, response_body_limit
 from adapter.wsgi_to_asgi.pipes import BodyPipe, ChunkPipe
 from adapter.wsgi_to_asgi.scopes import (
     answer_lifespan,
@@ -126,6 +131,8 @@ class WsgiToAsgi:
 
     :param wsgi_app: the WSGI application.
     :param max_workers: how many calls of ``wsgi_app`` may run at once (per instance).
+        The default of 40 suits I/O-bound apps, whose throughput grows with it; a
+        CPU-bound app does better with 2 to 8 (see the docs on tuning it).
     :param max_request_body: in bytes: answer 413 without calling the app when
         ``Content-Length`` is larger, and make ``wsgi.input`` raise
         :class:`adapter.wsgi_to_asgi.streams.RequestBodyTooLarge` once a body without a length grows
@@ -210,6 +217,7 @@ class WsgiToAsgiResponder(BodyReceiver):
         "_hop",
         "_scope",
         "_started",
+        "_status",
         "_token",
     )
 
@@ -218,6 +226,7 @@ class WsgiToAsgiResponder(BodyReceiver):
         self._adapter = adapter
         self._scope = scope
         self._started = False
+        self._status = 0
         # How many body bytes may still go out: the response's Content-Length, 0 for
         # HEAD, None when the response declared no length.
         self._body_left: int | None = None
@@ -245,6 +254,7 @@ class WsgiToAsgiResponder(BodyReceiver):
             adapter.wsgi_app,
             environ,
             self._write_from_worker,
+            method=self._scope["method"],
             batch_limit=PULL_BYTES,
             pathsend="http.response.pathsend" in extensions,
         )
@@ -367,31 +377,22 @@ class WsgiToAsgiResponder(BodyReceiver):
 
     async def _send_start(self, call: WsgiCall) -> None:
         self._started = True
-        self._body_left = self._body_limit(call.headers)
+        self._status = call.status
+        self._body_left = response_body_limit(self._scope["method"], call.status, call.headers)
         await self.send_message(
             {"type": "http.response.start", "status": call.status, "headers": call.headers}
         )
 
-    def _body_limit(self, headers: list[tuple[bytes, bytes]]) -> int | None:
-        """How many body bytes the response may carry: none for HEAD, else its
-        ``Content-Length`` (None without one, or with one the server must judge)."""
-        if self._scope["method"] == "HEAD":
-            return 0
-        for name, value in headers:
-            if name == b"content-length":
-                return int(value) if value.isdigit() else None
-        return None
-
     async def send_body(self, body: bytes, *, more_body: bool) -> bool:
         """Send a body message, never past what the response may carry.
 
-        RFC 9110 9.3.2: a response to HEAD has no body; RFC 9112 6.3: the body is
-        exactly ``Content-Length`` bytes.  Bytes beyond would corrupt the connection
-        (the server takes them for the next response, or refuses them and drops the
-        connection with the requests pipelined behind).  So the body is cut there and
-        ended, and False says "stop" (as for a client that left): the iterable is
-        not iterated again and is closed.  An app that said a length and sent more is
-        told in a warning.
+        RFC 9110 9.3.2: a response to HEAD has no body, nor has a 204 or a 304;
+        RFC 9112 6.3: the body is exactly ``Content-Length`` bytes.  Bytes beyond would
+        corrupt the connection (the server takes them for the next response, or
+        refuses them and drops the connection with the requests pipelined behind).  So
+        the body is cut there and ended, and False says "stop" (as for a client that
+        left): the iterable is not iterated again and is closed.  An app that said a
+        length and sent more (or a body with a 204 or 304) is told in a warning.
 
         :returns: False when nothing more may be sent.
         """
@@ -410,6 +411,17 @@ class WsgiToAsgiResponder(BodyReceiver):
         return False
 
     def _warn_too_long(self) -> None:
+        if self._status in (204, 304):
+            logger.warning(
+                "the WSGI app %r sent a body with a %d response for %s %s, which has "
+                "none (RFC 9110); sent no body, then stopped iterating and closed it. "
+                "Return an empty body with this status.",
+                self._adapter.wsgi_app,
+                self._status,
+                self._scope["method"],
+                self._scope["path"],
+            )
+            return
         logger.warning(
             "the WSGI app %r sent a longer body than its Content-Length for %s %s; "
             "sent exactly Content-Length bytes, then stopped iterating and closed it. "
@@ -430,11 +442,12 @@ class WsgiToAsgiResponder(BodyReceiver):
 
     async def _send_plain(self, status: int, text: bytes) -> None:
         self._started = True
+        self._status = status
         headers = [
             (b"content-type", b"text/plain; charset=utf-8"),
             (b"content-length", str(len(text)).encode("ascii")),
         ]
-        self._body_left = self._body_limit(headers)
+        self._body_left = response_body_limit(self._scope["method"], status, headers)
         if await self.send_message(
             {"type": "http.response.start", "status": status, "headers": headers}
         ):
