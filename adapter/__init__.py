@@ -15,7 +15,7 @@ from adapter.exceptions import (
     RequestBodyTooLarge,
 )
 from adapter.sync import async_to_sync, sync_to_async
-from adapter.wsgi_to_asgi.responder import WsgiToAsgi
+from adapter.wsgi_to_asgi.app import WsgiToAsgi
 
 __all__ = [
     "AsgiToWsgi",

@@ -17,9 +17,20 @@ class ClientDisconnected(OSError):
     Raised by ``environ["wsgi.input"]`` reads in a WSGI app served by
     :class:`adapter.WsgiToAsgi` when the ASGI server reports ``http.disconnect``
     before the last body message, so the app never mistakes a cut-off upload for a
-    short body.  Being an :class:`OSError`, it is handled wherever an app already
-    handles a broken connection.
+    short body, and by its ``write()`` once the client is gone.  Being an
+    :class:`OSError`, it is handled wherever an app already handles a broken
+    connection.
     """
+
+    @classmethod
+    def during_body(cls) -> ClientDisconnected:
+        """The error for a read of a request body the client cut short."""
+        return cls("the client disconnected before the request body was complete")
+
+    @classmethod
+    def during_write(cls) -> ClientDisconnected:
+        """The error for a PEP 3333 ``write()`` after the client left."""
+        return cls("the client disconnected; write() could not send")
 
 
 class RequestBodyTooLarge(OSError):

@@ -14,7 +14,7 @@ import anyio
 import pytest
 
 from adapter import async_to_sync, sync_to_async
-from adapter._runtime.loops import AsyncioLoop
+from adapter._runtime._asyncio import AsyncioLoop
 from adapter._runtime.mailbox import ThreadMailbox
 
 BACKENDS = ["asyncio", "trio"]

@@ -1,7 +1,7 @@
 """What crosses between a loop and a thread: one sync call, one coroutine's outcome.
 
 - :class:`ThreadCall` is one call made on a loop, run by another thread, awaited on
-  the loop (through its ``LoopHandle`` in ``adapter._runtime.loops``).  A cancelled
+  the loop (through its ``LoopHandle`` in ``adapter._runtime.handle``).  A cancelled
   caller can abandon it until a thread has started it; after that, it waits for the
   thread to end the call (a WSGI step of ``WsgiToAsgi``), or, for a
   :class:`DetachableCall` (a ``sync_to_async`` call, as asgiref), it goes at once and
@@ -16,14 +16,15 @@
 from __future__ import annotations
 
 import contextvars
-import os
 import sys
 import threading
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from adapter._runtime.fork import forget_in_child
+
 if TYPE_CHECKING:
-    from adapter._runtime.loops import LoopHandle
+    from adapter._runtime.handle import LoopHandle, Waiter
 
 __all__ = [
     "CoroutineFunction",
@@ -120,7 +121,7 @@ class ThreadCall:
         # What the loop does when a call its caller left ends (give back a limiter
         # token); set on the loop's thread, run there by the loop's finishing callback.
         self.then: Callable[[], object] | None = None
-        self.waiter: Any = loop.new_waiter()
+        self.waiter: Waiter = loop.new_waiter()
         # Whoever takes it first decides: the thread (the call runs) or a cancelled
         # caller (the call never runs).
         self._claim = threading.Lock()
@@ -196,11 +197,8 @@ class DetachableCall(ThreadCall):
     detachable = True
 
 
+@forget_in_child
 def _forget_calls_after_fork() -> None:
     # A sync_to_async call the forking thread was in belongs to the parent's loop.
     global _local
     _local = threading.local()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_calls_after_fork)

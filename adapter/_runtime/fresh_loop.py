@@ -8,8 +8,8 @@ down and the loop closed.
 
 On asyncio we keep those promises in one pass of the loop instead of ``asyncio.run``'s
 three (the coroutine, then ``shutdown_asyncgens``, then ``shutdown_default_executor``,
-each a ``run_until_complete`` of its own): a loop pass costs tens of microseconds,
-which here is most of the call (``benchmarks/bench_sync.py``, "from a plain thread").
+each a ``run_until_complete`` of its own): a loop pass is a large share of such a
+call (``benchmarks/bench_sync.py``, "from a plain thread").
 """
 
 from __future__ import annotations

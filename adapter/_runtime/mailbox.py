@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import os
 import queue
 import threading
 import time
@@ -49,26 +48,6 @@ class Completion(Protocol[T_co]):
 
 
 logger = logging.getLogger("adapter")
-
-
-def _let_the_other_side_run() -> None:
-    """Give up the CPU once, without the GIL: the wait's answer may be at hand.
-
-    A waiting thread has usually just woken the thread that answers (the event loop,
-    through its wake-up socket).  On one CPU that thread can only run once this one
-    stops; if this one blocked in the queue first, the answer would wake it while the
-    loop still holds the GIL to finish its turn, and the two would trade the GIL and
-    the CPU (four context switches instead of two, measured with ``perf stat`` in
-    ``benchmarks/bench_sync.py``'s "on the outer loop" case).  Yielding lets the loop
-    take the CPU and the free GIL now, answer, and go back to sleep, so the wait
-    usually finds its answer ready.  With the loop on another CPU, or nothing else to
-    run, the call returns at once.
-    """
-    if _sched_yield is not None:
-        _sched_yield()
-
-
-_sched_yield = getattr(os, "sched_yield", None)  # Unix only
 
 
 def _wake() -> None:
@@ -155,8 +134,6 @@ class ThreadMailbox:
             raise RuntimeError(
                 "ThreadMailbox.wait() must be called from the thread that created the mailbox"
             )
-        if not future.done():
-            _let_the_other_side_run()
         if not future.done():
             inbox = self._inbox
             future.add_done_callback(self._post_wake)

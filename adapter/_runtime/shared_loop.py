@@ -20,28 +20,26 @@ Interface (for ``adapter.asgi_to_wsgi.app``, ``adapter.sync`` and tests):
 - :meth:`SharedLoop.call_soon_threadsafe` runs a plain callback on the loop thread: the
   cheapest hop, one per request start and one per wanted response chunk.
 - :meth:`SharedLoop.call_soon` does the same from the loop thread itself.
-- :meth:`SharedLoop.spawn_soon` starts a task on the loop from another thread (through
-  :mod:`adapter._runtime.tasks` on asyncio); the task must handle its own errors (anything
-  escaping is logged, never raised elsewhere).
+- :meth:`SharedLoop.spawn_soon` starts a task on the loop from another thread; the task
+  must handle its own errors (anything escaping is logged, never raised elsewhere).
 - :meth:`SharedLoop.clock` is the loop's clock for callbacks running on it.
 - :meth:`SharedLoop.in_loop_thread` tells whether the caller runs on the loop thread.
 """
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import logging
-import os
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import anyio
-from anyio.abc import TaskGroup
 from anyio.from_thread import BlockingPortal
 
-from adapter._runtime.tasks import spawn_threadsafe
+from adapter._runtime.fork import forget_in_child
+from adapter._runtime.handle import LoopHandle
+from adapter._runtime.loops import current_loop
 
 __all__ = ["SharedLoop", "get_loop"]
 
@@ -63,9 +61,8 @@ class SharedLoop:
         self._backend_options = dict(backend_options)
         self._ready = threading.Event()
         self._failure: BaseException | None = None
-        self._call_soon: Callable[..., object] | None = None
-        self._task_group: TaskGroup | None = None
-        self._asyncio_loop: asyncio.AbstractEventLoop | None = None
+        self._handle: LoopHandle | None = None
+        self._stop_scope: anyio.CancelScope | None = None
         self.portal: BlockingPortal | None = None
         # True from the thread's start until it ends, or until fork() leaves a child
         # without it: callers check it per request, where Thread.is_alive() and
@@ -98,25 +95,22 @@ class SharedLoop:
             self._ready.set()
 
     async def _main(self) -> None:
-        async with BlockingPortal() as portal, anyio.create_task_group() as task_group:
+        async with BlockingPortal() as portal:
             self.portal = portal
-            self._task_group = task_group
-            if self.backend == "trio":
-                import trio
+            self._handle = current_loop()
+            with anyio.CancelScope() as self._stop_scope:
+                self._ready.set()
+                await anyio.sleep_forever()
 
-                run_sync_soon = trio.lowlevel.current_trio_token().run_sync_soon
+    def stop(self, timeout: float = 10.0) -> None:
+        """End the loop's thread (its tasks are cancelled); from another thread.
 
-                def call_soon_logged(callback: Callable[..., object], *args: Any) -> None:
-                    # trio turns an exception escaping a run_sync_soon callback into
-                    # TrioInternalError, which would stop the loop of every request.
-                    run_sync_soon(_run_logged, callback, args)
-
-                self._call_soon = call_soon_logged
-            else:
-                self._asyncio_loop = asyncio.get_running_loop()
-                self._call_soon = self._asyncio_loop.call_soon_threadsafe
-            self._ready.set()
-            await anyio.sleep_forever()
+        Nothing in adapter stops a shared loop: it lives as long as the process.  Tests
+        use this to see that the next request starts a new one.
+        """
+        if self.portal is not None and self._stop_scope is not None and self.alive:
+            self.portal.call(self._stop_scope.cancel)
+        self.thread.join(timeout)
 
     def in_loop_thread(self) -> bool:
         """True when called on this loop's own thread."""
@@ -127,23 +121,19 @@ class SharedLoop:
 
         Plain callbacks run outside any task, where anyio can not tell the backend.
         """
-        if self._asyncio_loop is not None:
-            return self._asyncio_loop.time()
-        import trio
-
-        return trio.current_time()
+        assert self._handle is not None
+        return self._handle.time()
 
     def call_soon_threadsafe(self, callback: Callable[..., object], *args: Any) -> None:
         """Run ``callback(*args)`` on the loop thread soon; callable from any thread.
 
-        The callback must not raise (trio would stop its loop): report errors through
-        futures or events instead.
+        The callback should not raise: what it raises is only logged.
 
         :param callback: a plain (not async) callable.
         :param args: its positional arguments.
         """
-        assert self._call_soon is not None
-        self._call_soon(callback, *args)
+        assert self._handle is not None
+        self._handle.call_soon_threadsafe(callback, *args)
 
     def call_soon(self, callback: Callable[..., object], *args: Any) -> None:
         """Run ``callback(*args)`` at the loop's next turn; on the loop thread only.
@@ -151,10 +141,8 @@ class SharedLoop:
         :param callback: a plain callable that must not raise.
         :param args: its positional arguments.
         """
-        if self._asyncio_loop is not None:
-            self._asyncio_loop.call_soon(callback, *args)  # no self-pipe write in-thread
-        else:
-            self.call_soon_threadsafe(callback, *args)
+        assert self._handle is not None
+        self._handle.call_soon(callback, *args)
 
     def spawn_soon(self, async_fn: Callable[..., Awaitable[object]], *args: Any) -> None:
         """Start ``async_fn(*args)`` as a task on the loop; from any thread but the loop's.
@@ -163,33 +151,8 @@ class SharedLoop:
             errors (an escaping exception is logged to the ``adapter`` logger).
         :param args: its positional arguments.
         """
-        if self._asyncio_loop is not None:
-            # Straight to asyncio: the task-group bookkeeping costs more than the
-            # request it would track, and _guarded already keeps errors contained.
-            spawn_threadsafe(self._asyncio_loop, self._guarded, async_fn, args)
-        else:
-            self.call_soon_threadsafe(self._start_trio_task, async_fn, args)
-
-    def _start_trio_task(
-        self, async_fn: Callable[..., Awaitable[object]], args: tuple[Any, ...]
-    ) -> None:
-        assert self._task_group is not None
-        self._task_group.start_soon(self._guarded, async_fn, args)
-
-    @staticmethod
-    async def _guarded(async_fn: Callable[..., Awaitable[object]], args: tuple[Any, ...]) -> None:
-        # One request's failure must never cancel its siblings in the task group.
-        try:
-            await async_fn(*args)
-        except Exception:
-            logger.exception("a task on the adapter event loop failed")
-
-
-def _run_logged(callback: Callable[..., object], args: tuple[Any, ...]) -> None:
-    try:
-        callback(*args)
-    except Exception:
-        logger.exception("a callback on the adapter event loop failed")
+        assert self._handle is not None
+        self._handle.spawn_soon(async_fn, *args)
 
 
 def _uvloop_available() -> bool:
@@ -229,6 +192,7 @@ def get_loop(
         return shared
 
 
+@forget_in_child
 def _forget_parent_loops() -> None:
     # In a forked child only the forking thread survives: the parent's loop threads
     # are gone and the lock may have been held by one of them.  Start afresh.
@@ -237,6 +201,3 @@ def _forget_parent_loops() -> None:
     for shared in _loops.values():
         shared.alive = False  # for the AsgiToWsgi instances that still hold it
     _loops.clear()
-
-
-os.register_at_fork(after_in_child=_forget_parent_loops)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import logging
-import os
 import queue
 import threading
 from collections.abc import Callable
@@ -29,11 +28,12 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from adapter._runtime.fork import forget_in_child
 from adapter._runtime.mailbox import ThreadMailbox
 
 if TYPE_CHECKING:
     from adapter._runtime.calls import ThreadCall
-    from adapter._runtime.loops import LoopHandle
+    from adapter._runtime.handle import LoopHandle
 
 __all__ = ["run_in_worker", "run_limited", "serving_mailbox", "shared_mailbox"]
 
@@ -160,6 +160,7 @@ def _run_logged(job: Callable[[], object]) -> None:
         logger.exception("a job in an adapter worker thread raised; it was dropped")
 
 
+@forget_in_child
 def _forget_threads_after_fork() -> None:
     # In the child only the forking thread exists: the shared thread and the idle
     # workers are gone, and their lock may have been held at the fork.
@@ -168,7 +169,3 @@ def _forget_threads_after_fork() -> None:
     _idle_inboxes = []
     _shared = None
     _local.__dict__.clear()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_threads_after_fork)

@@ -13,7 +13,7 @@ import sys
 from adapter._types import Environ
 from adapter.asgi_to_wsgi.scope import content_length
 
-__all__ = ["BODY_PIECE_SIZE", "LARGEST_CONTENT_LENGTH", "Chunk", "RequestBody"]
+__all__ = ["BODY_PIECE_SIZE", "LARGEST_CONTENT_LENGTH", "Chunk", "InputReader"]
 
 LARGEST_CONTENT_LENGTH = sys.maxsize
 """The largest ``CONTENT_LENGTH`` served (2**63 - 1 on 64-bit builds): no file, socket
@@ -26,7 +26,7 @@ Chunk = tuple[bytes, bool]
 """A body message as (body, more_body)."""
 
 
-class RequestBody:
+class InputReader:
     """``wsgi.input`` read in bounded pieces, in the request thread only.
 
     :param environ: the request's PEP 3333 environ.

@@ -19,13 +19,13 @@ from __future__ import annotations
 import atexit
 import concurrent.futures
 import logging
-import os
 import threading
 import weakref
 from typing import Any, NoReturn
 
 import anyio
 
+from adapter._runtime.fork import forget_in_child
 from adapter._runtime.shared_loop import SharedLoop
 from adapter._types import ASGIApp, Message
 from adapter.exceptions import LifespanFailed, ProtocolError
@@ -247,13 +247,11 @@ class Lifespan:
                 logger.error("ASGI lifespan shutdown failed", exc_info=exc)
 
 
+@forget_in_child
 def _reset_locks_in_child() -> None:
     # A lock held by another thread at fork() stays held forever in the child.
     for lifespan in list(_instances):
         lifespan._lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_reset_locks_in_child)
 
 
 @atexit.register

@@ -35,7 +35,7 @@ from adapter.asgi_to_wsgi.input_reader import (
     BODY_PIECE_SIZE,
     LARGEST_CONTENT_LENGTH,
     Chunk,
-    RequestBody,
+    InputReader,
 )
 from adapter.asgi_to_wsgi.response import ResponseBody, internal_server_error, plain_response
 from adapter.asgi_to_wsgi.scope import status_line, wsgi_headers
@@ -70,7 +70,7 @@ class AsgiToWsgiResponder:
         self._scope = scope
         self._loop = loop
         # Request thread only.
-        self._body = RequestBody(environ)
+        self._body = InputReader(environ)
         self._mailbox = ThreadMailbox()
         self._response_complete_seen = False
         self._closed = False

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from adapter._http import plain_text
+
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse
 
@@ -24,8 +26,7 @@ def plain_response(start_response: StartResponse, status: str, text: str) -> lis
     :param status: the PEP 3333 status line, e.g. ``"400 Bad Request"``.
     :param text: the body, a short ASCII sentence for the client.
     """
-    body = text.encode("ascii")
-    headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
+    body, headers = plain_text(text)
     start_response(status, headers)
     return [body]
 

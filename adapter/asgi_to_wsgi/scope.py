@@ -14,11 +14,11 @@ so every rule is tested with plain tables and hypothesis round trips against
 from __future__ import annotations
 
 import http
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
 
+from adapter._http import TOKEN
 from adapter._types import Environ, Headers, Scope
 from adapter.exceptions import ProtocolError
 
@@ -46,8 +46,7 @@ _HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
-# RFC 9110 5.6.2: a field name is a token.  CR, LF and NUL are never allowed in a value.
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+# RFC 9110 5.5: CR, LF and NUL are never allowed in a field value.
 # Environ key -> header name, b"" for a key that is not a header (or is skipped).
 _HEADER_NAMES: dict[str, bytes] = {}
 _HEADER_NAMES_LIMIT = 1024
@@ -215,7 +214,7 @@ def _checked_name(name_bytes: bytes) -> str | None:
     except KeyError:
         pass
     name = name_bytes.decode("latin-1")
-    if not _TOKEN.match(name):
+    if not TOKEN.match(name):
         raise ProtocolError(f"'http.response.start' has an invalid header name {name_bytes!r}")
     checked = None if name.lower() in _HOP_BY_HOP else name
     if len(_NAME_CACHE) < _NAME_CACHE_LIMIT:  # bounded: an app may invent names

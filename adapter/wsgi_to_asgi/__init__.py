@@ -10,6 +10,6 @@ pipes between loop and worker), ``workers`` (a step handed to a worker thread),
 
 from __future__ import annotations
 
-from adapter.wsgi_to_asgi.responder import WsgiToAsgi
+from adapter.wsgi_to_asgi.app import WsgiToAsgi
 
 __all__ = ["WsgiToAsgi"]

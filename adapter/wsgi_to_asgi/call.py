@@ -153,7 +153,7 @@ class WsgiCall:
         if self._pipe is not None:
             # Streaming: in order with the chunks, held back like them.
             if not self._pipe.put(data):
-                raise ClientDisconnected("the client disconnected; write() could not send")
+                raise ClientDisconnected.during_write()
             return
         batch = self._batch
         if batch is None:

@@ -8,7 +8,7 @@ message at most: that bounds the read-ahead) until a read takes it.  Until the r
 streams there is no watcher and no lock: a read simply awaits ``receive()``.
 
 A request that declares a body instead gets a receiver task from the start
-(:meth:`BodyReceiver.start_receiving`): it feeds a bounded
+(:meth:`Channel.start_receiving`): it feeds a bounded
 :class:`~adapter.wsgi_to_asgi.pipes.BodyPipe` that ``wsgi.input`` reads without a hop to the
 loop, and then watches for ``http.disconnect`` itself.
 """
@@ -26,13 +26,9 @@ from adapter._types import Message, Receive, Send
 from adapter.exceptions import ClientDisconnected
 from adapter.wsgi_to_asgi.pipes import BodyPipe
 
-__all__ = ["BodyReceiver", "connection_is_gone"]
+__all__ = ["Channel", "connection_is_gone"]
 
 logger = logging.getLogger("adapter")
-
-
-def _disconnected() -> ClientDisconnected:
-    return ClientDisconnected("the client disconnected before the request body was complete")
 
 
 # uvloop's transports raise RuntimeError, not OSError, on a write after the connection
@@ -61,7 +57,7 @@ def connection_is_gone(exc: BaseException) -> bool:
     return type(exc) is RuntimeError and _CLOSED_TRANSPORT in str(exc)
 
 
-class BodyReceiver:
+class Channel:
     """The per-request state shared by body reads, the disconnect watcher and sends.
 
     :param receive: the ASGI ``receive`` callable.
@@ -105,7 +101,7 @@ class BodyReceiver:
         if self.body_complete:
             return b"", False
         if self.client_gone:
-            raise _disconnected()
+            raise ClientDisconnected.during_body()
         if self._lock is None:
             return await self._collect(wanted)
         async with self._lock:
@@ -133,7 +129,7 @@ class BodyReceiver:
                         break
             elif kind == "http.disconnect":
                 self._client_left()
-                raise _disconnected()
+                raise ClientDisconnected.during_body()
             else:
                 raise RuntimeError(
                     f"the ASGI server sent {kind!r} while the request body was being read; "

@@ -14,9 +14,9 @@ import re
 from collections.abc import Iterable
 from typing import IO, Any
 
+from adapter._http import TOKEN
 from adapter._types import Environ, Scope
 from adapter.exceptions import ProtocolError
-from adapter.wsgi_to_asgi.streams import LoggerStream
 
 __all__ = [
     "build_environ",
@@ -36,8 +36,6 @@ _SPECIAL_KEYS = {b"content-type": "CONTENT_TYPE", b"content-length": "CONTENT_LE
 # cache is bounded so a client inventing names can not grow it without limit.
 _KEY_CACHE: dict[bytes, str | None] = {}
 
-# RFC 9110 5.6.2: a field name is a token.
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 # PEP 3333: the status is a three-digit code, a space and a reason phrase.
 _STATUS = re.compile(r"([1-9][0-9][0-9]) [^\r\n\0]*\Z")
 
@@ -90,11 +88,15 @@ def decode_path(path: str) -> str:
     return raw.decode("latin-1")
 
 
-def build_environ(scope: Scope, wsgi_input: IO[bytes] | Any) -> Environ:
+def build_environ(
+    scope: Scope, wsgi_input: IO[bytes] | Any, wsgi_errors: IO[str] | Any = None
+) -> Environ:
     """Build the PEP 3333 environ for one ASGI HTTP request.
 
     :param scope: an ASGI ``http`` scope.
     :param wsgi_input: the object to offer as ``environ["wsgi.input"]``.
+    :param wsgi_errors: the object to offer as ``environ["wsgi.errors"]`` (WsgiToAsgi
+        gives a stream into the ``adapter`` logger).
     :raises KeyError: when the scope lacks a key the ASGI spec requires (``method``,
         ``path``).
     """
@@ -118,7 +120,7 @@ def build_environ(scope: Scope, wsgi_input: IO[bytes] | Any) -> Environ:
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": scheme,
         "wsgi.input": wsgi_input,
-        "wsgi.errors": LoggerStream(),
+        "wsgi.errors": wsgi_errors,
         "wsgi.multithread": True,
         "wsgi.multiprocess": True,
         "wsgi.run_once": False,
@@ -182,7 +184,7 @@ def _encode_name(name: object, header: object) -> bytes:
     """Check a header name and encode it as the ASGI spec wants (lower-case bytes)."""
     if type(name) is not str:
         raise ProtocolError(f"start_response: header name and value must be str: {header!r}")
-    if _TOKEN.match(name) is None:
+    if TOKEN.match(name) is None:
         raise ProtocolError(f"start_response: header name {name!r} is not an HTTP token")
     encoded = name.lower().encode("ascii")
     if len(_NAME_CACHE) < _CACHE_LIMIT:

@@ -1,4 +1,4 @@
-"""WsgiToAsgi: a WSGI application served by an ASGI server.
+"""One HTTP request of :class:`~adapter.wsgi_to_asgi.app.WsgiToAsgi`, on the loop side.
 
 The event loop drives each request; the WSGI app runs only in worker threads of
 ``adapter.sync``'s pool, at most ``max_workers`` at once per instance (a
@@ -42,39 +42,38 @@ When the client goes, the app is not iterated again and is closed in its worker.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import logging
-from collections.abc import Callable
 from functools import partial
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.from_thread
 import anyio.lowlevel
 
-from adapter._runtime.loops import current_loop
-from adapter._types import Receive, Scope, Send, WSGIApp
+from adapter._http import plain_text
+from adapter._types import Receive, Scope, Send
 from adapter.exceptions import ClientDisconnected
 from adapter.wsgi_to_asgi.call import WsgiCall
-from adapter.wsgi_to_asgi.channel import BodyReceiver
+from adapter.wsgi_to_asgi.channel import Channel
 from adapter.wsgi_to_asgi.environ import build_environ, response_body_limit
 from adapter.wsgi_to_asgi.pipes import BodyPipe, ChunkPipe
 from adapter.wsgi_to_asgi.scopes import (
-    answer_lifespan,
     declared_length,
     may_have_body,
-    refuse_websocket,
 )
 from adapter.wsgi_to_asgi.streams import (
     READ_AHEAD_BYTES,
     FileWrapper,
-    RequestBody,
+    LoggerStream,
     RequestBodyTooLarge,
+    WsgiInput,
 )
-from adapter.wsgi_to_asgi.workers import WorkerHop
 
-__all__ = ["PULL_BYTES", "WsgiToAsgi", "WsgiToAsgiResponder"]
+if TYPE_CHECKING:
+    from adapter.wsgi_to_asgi.app import WsgiToAsgi
+
+__all__ = ["PULL_BYTES", "WsgiToAsgiResponder"]
 
 logger = logging.getLogger("adapter")
 
@@ -85,12 +84,6 @@ The app is ahead of what the server accepted by at most two such batches (one be
 sent, one waiting), each at most this plus one of the app's chunks.  Measured on
 uvicorn with 64 KiB chunks: 128 KiB costs about 50% more CPU per GiB, 512 KiB a
 little less."""
-
-_PerLoop: TypeAlias = tuple[
-    WorkerHop, anyio.lowlevel.EventLoopToken, Callable[[Callable[[], object]], object]
-]
-"""A loop's worker hop (with this instance's limiter), its token and its thread-safe
-``call_soon``."""
 
 _BODY_ENDED = -1
 """``_body_left`` once the body was cut at its length: nothing more goes out."""
@@ -118,93 +111,10 @@ def _coalesce(chunks: list[bytes]) -> list[bytes]:
     return bodies
 
 
-def _loop_identity() -> object:
-    """Something that identifies the running event loop, cheaply."""
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return anyio.lowlevel.current_token().native_token
-
-
-class WsgiToAsgi:
-    """An ASGI 3 application that serves a PEP 3333 (WSGI) application.
-
-    :param wsgi_app: the WSGI application.
-    :param max_workers: how many calls of ``wsgi_app`` may run at once (per instance).
-        The default of 40 suits I/O-bound apps, whose throughput grows with it; a
-        CPU-bound app does better with 2 to 8 (see the docs on tuning it).
-    :param max_request_body: in bytes: answer 413 without calling the app when
-        ``Content-Length`` is larger, and make ``wsgi.input`` raise
-        :class:`adapter.wsgi_to_asgi.streams.RequestBodyTooLarge` once a body without a length grows
-        past it.  ``None`` for no limit.
-    :raises ValueError: when ``max_workers`` is less than 1 or ``max_request_body``
-        negative.
-    """
-
-    def __init__(
-        self,
-        wsgi_app: WSGIApp,
-        *,
-        max_workers: int = 40,
-        max_request_body: int | None = None,
-    ) -> None:
-        if max_workers < 1:
-            raise ValueError(f"max_workers must be at least 1, not {max_workers}")
-        if max_request_body is not None and max_request_body < 0:
-            raise ValueError(f"max_request_body must be None or >= 0, not {max_request_body}")
-        self.wsgi_app = wsgi_app
-        self.max_workers = max_workers
-        self.max_request_body = max_request_body
-        self._per_loop: tuple[object, _PerLoop] | None = None
-
-    def limiter(self) -> anyio.CapacityLimiter:
-        """The capacity limiter bounding this instance's worker threads on this loop.
-
-        One per event loop, created on first use there (a limiter belongs to a loop).
-        """
-        return self._for_this_loop()[0].limiter
-
-    def _for_this_loop(self) -> _PerLoop:
-        """This loop's worker hop, token (for threads to hop back) and thread-safe call_soon."""
-        loop = _loop_identity()
-        cached = self._per_loop
-        if cached is not None and cached[0] is loop:
-            return cached[1]
-        token = anyio.lowlevel.current_token()
-        native: Any = token.native_token
-        call_soon: Callable[[Callable[[], object]], object]
-        if isinstance(native, asyncio.AbstractEventLoop):
-            call_soon = native.call_soon_threadsafe
-        else:
-            call_soon = native.run_sync_soon  # a TrioToken: its thread-safe call_soon
-        hop = WorkerHop(current_loop(), anyio.CapacityLimiter(self.max_workers))
-        per_loop = (hop, token, call_soon)
-        self._per_loop = (loop, per_loop)
-        return per_loop
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve one ASGI connection.
-
-        :raises ValueError: for a scope type other than ``http``, ``websocket`` and
-            ``lifespan``.
-        :raises Exception: what the WSGI app raised, after a 500 went out when the
-            response had not started.
-        """
-        kind = scope["type"]
-        if kind == "http":
-            await WsgiToAsgiResponder(self, scope, receive, send).run()
-        elif kind == "lifespan":
-            await answer_lifespan(receive, send)
-        elif kind == "websocket":
-            await refuse_websocket(receive, send)
-        else:
-            raise ValueError(f"WsgiToAsgi serves http, websocket and lifespan scopes, not {kind!r}")
-
-
-class WsgiToAsgiResponder(BodyReceiver):
+class WsgiToAsgiResponder(Channel):
     """Serves one HTTP request: runs the app in workers and speaks ASGI on the loop.
 
-    :param adapter: the :class:`WsgiToAsgi` being served.
+    :param adapter: the :class:`~adapter.wsgi_to_asgi.app.WsgiToAsgi` being served.
     :param scope: the ASGI ``http`` scope.
     :param receive: the ASGI ``receive`` callable.
     :param send: the ASGI ``send`` callable.
@@ -230,7 +140,7 @@ class WsgiToAsgiResponder(BodyReceiver):
         # How many body bytes may still go out: the response's Content-Length, 0 for
         # HEAD, None when the response declared no length.
         self._body_left: int | None = None
-        self._hop, self._token, self._call_soon = adapter._for_this_loop()
+        self._hop, self._token, self._call_soon = adapter.for_this_loop()
 
     async def run(self) -> None:
         """Serve the request.
@@ -243,11 +153,11 @@ class WsgiToAsgiResponder(BodyReceiver):
         if max_body is not None:
             length = declared_length(self._scope)
             if length is not None and length > max_body:
-                await self._send_plain(413, b"Request Entity Too Large")
+                await self._send_plain(413, "Request Entity Too Large")
                 return
         body_pipe = BodyPipe(READ_AHEAD_BYTES) if may_have_body(self._scope) else None
         fetch = self._fetch_from_worker if body_pipe is None else body_pipe.read
-        environ = build_environ(self._scope, RequestBody(fetch, max_body))
+        environ = build_environ(self._scope, WsgiInput(fetch, max_body), LoggerStream())
         environ["wsgi.file_wrapper"] = FileWrapper
         extensions = self._scope.get("extensions") or {}
         call = WsgiCall(
@@ -274,11 +184,11 @@ class WsgiToAsgiResponder(BodyReceiver):
             if self._started:
                 raise
             if isinstance(exc, RequestBodyTooLarge):
-                await self._send_plain(413, b"Request Entity Too Large")
+                await self._send_plain(413, "Request Entity Too Large")
                 return
             # Starlette's ServerErrorMiddleware does the same: a clean 500 for the
             # client, then the exception goes on for the server to log.
-            await self._send_plain(500, b"Internal Server Error")
+            await self._send_plain(500, "Internal Server Error")
             raise
         finally:
             if not call.closed:
@@ -440,18 +350,16 @@ class WsgiToAsgiResponder(BodyReceiver):
                 return
         await self.send_body(chunks[-1], more_body=False)
 
-    async def _send_plain(self, status: int, text: bytes) -> None:
+    async def _send_plain(self, status: int, text: str) -> None:
         self._started = True
         self._status = status
-        headers = [
-            (b"content-type", b"text/plain; charset=utf-8"),
-            (b"content-length", str(len(text)).encode("ascii")),
-        ]
+        body, text_headers = plain_text(text)
+        headers = [(name.lower().encode(), value.encode()) for name, value in text_headers]
         self._body_left = response_body_limit(self._scope["method"], status, headers)
         if await self.send_message(
             {"type": "http.response.start", "status": status, "headers": headers}
         ):
-            await self.send_body(text, more_body=False)
+            await self.send_body(body, more_body=False)
 
     def _fetch_from_worker(self, wanted: int) -> tuple[bytes, bool]:
         """``wsgi.input``'s fetch: hop to the loop for more body (from any thread)."""
@@ -460,7 +368,7 @@ class WsgiToAsgiResponder(BodyReceiver):
     def _write_from_worker(self, call: WsgiCall, chunks: list[bytes]) -> None:
         """PEP 3333 ``write()`` past its buffer: hop to the loop, send or queue in order."""
         if not anyio.from_thread.run(self._send_written, call, chunks, token=self._token):
-            raise ClientDisconnected("the client disconnected; write() could not send")
+            raise ClientDisconnected.during_write()
 
     async def _send_written(self, call: WsgiCall, chunks: list[bytes]) -> bool:
         if not self._started:

@@ -1,6 +1,6 @@
 """The byte streams a WSGI app sees: ``wsgi.input``, ``wsgi.errors``, ``wsgi.file_wrapper``.
 
-:class:`RequestBody` is ``wsgi.input``: a read-only file over the request body that
+:class:`WsgiInput` is ``wsgi.input``: a read-only file over the request body that
 pulls more of it only when a read needs it, through a ``fetch`` callable.
 :class:`adapter.WsgiToAsgi` passes a ``fetch`` that hops to the event loop and awaits
 ``receive()``; the class itself knows nothing of threads or loops, so its file
@@ -20,8 +20,8 @@ __all__ = [
     "READ_AHEAD_BYTES",
     "FileWrapper",
     "LoggerStream",
-    "RequestBody",
     "RequestBodyTooLarge",
+    "WsgiInput",
 ]
 
 logger = logging.getLogger("adapter")
@@ -34,7 +34,7 @@ Fetch = Callable[[int], tuple[bytes, bool]]
 bytes than ``wanted`` (whole ASGI messages) and raises :class:`ClientDisconnected`."""
 
 
-class RequestBody:
+class WsgiInput:
     """``wsgi.input``: the request body as a read-only binary file, streamed on demand.
 
     Every read method behaves as :class:`io.BytesIO`'s does over the whole body
@@ -62,7 +62,7 @@ class RequestBody:
         if self._eof:
             return False
         if self._disconnected:
-            raise ClientDisconnected("the client disconnected before the request body was complete")
+            raise ClientDisconnected.during_body()
         try:
             data, more_body = self._fetch(min(max(wanted, 1), READ_AHEAD_BYTES))
         except ClientDisconnected:

@@ -1,13 +1,12 @@
 """How WsgiToAsgi hands a step of the WSGI app to a worker thread, and waits for it.
 
 Each step (call the app and take its first chunk, iterate the rest, ``close()``) runs in
-a worker of ``adapter.sync``'s own pool (:func:`adapter._sync_threads.run_in_worker`)
+a worker of ``adapter.sync``'s own pool (:func:`adapter._runtime.threads.run_in_worker`)
 as a :class:`~adapter._runtime.calls.ThreadCall`, awaited through the loop's
-:class:`~adapter._runtime.loops.LoopHandle`: the same hop ``sync_to_async`` makes.  It
-costs about 40% less than ``anyio.to_thread.run_sync``, which sets up a cancel scope and
-a shielded wait, copies a context and hands over through its own queue per call
-(measured on this 2-core machine, a no-op step, CPU per hop both threads included,
-best of 3 x 3000: asyncio ~95 µs against ~155 µs, trio ~135-160 µs against ~230 µs).
+:class:`~adapter._runtime.handle.LoopHandle`: the same hop ``sync_to_async`` makes.  It
+costs less than ``anyio.to_thread.run_sync``, which sets up a cancel scope and a
+shielded wait, copies a context and hands over through its own queue per call (the
+benchmarks' pages have the figures).
 
 What stays as it was with anyio's worker threads:
 
@@ -21,7 +20,7 @@ What stays as it was with anyio's worker threads:
   a caller cancelled before, or while waiting for the limiter, hands nothing over;
 - ``adapter.async_to_sync`` in the app reaches the serving loop: a thread running a
   ``ThreadCall`` names the loop that made it
-  (:func:`adapter._sync_calls.outer_loop_of_this_call`).
+  (:func:`adapter._runtime.calls.outer_loop_of_this_call`).
 
 What does not: the worker is not an anyio worker thread, so ``anyio.from_thread``
 reaches the loop only when given its token (as WsgiToAsgi's own hops back do).
@@ -37,7 +36,7 @@ import anyio
 import anyio.lowlevel
 
 from adapter._runtime.calls import ThreadCall
-from adapter._runtime.loops import LoopHandle
+from adapter._runtime.handle import LoopHandle
 from adapter._runtime.threads import run_limited
 
 __all__ = ["WorkerHop"]

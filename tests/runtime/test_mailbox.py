@@ -9,8 +9,6 @@ from collections.abc import Callable
 
 import pytest
 
-import adapter._runtime.mailbox
-from adapter._runtime.handoff import Handoff
 from adapter._runtime.mailbox import MailboxClosed, ThreadMailbox, current_mailbox
 
 
@@ -168,67 +166,3 @@ def test_many_futures_in_a_row_each_wake_the_owner() -> None:
 
 def test_current_mailbox_defaults_to_none() -> None:
     assert current_mailbox.get() is None
-
-
-class _CountedHandoff(Handoff[str]):
-    """A Handoff that counts how often a waiter registered its wake-up."""
-
-    __slots__ = ("registered",)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.registered = 0
-
-    def add_done_callback(self, callback: Callable[[Handoff[str]], object]) -> None:
-        self.registered += 1
-        super().add_done_callback(callback)
-
-
-def test_an_answer_given_while_the_waiter_yields_is_taken_without_blocking(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # The other side (here: the stand-in for sched_yield) answers while the waiter
-    # has given up the CPU; the wait then returns without queueing a wake-up.
-    mailbox = ThreadMailbox()
-    answer = _CountedHandoff()
-    yields: list[int] = []
-
-    def other_side_runs() -> None:
-        yields.append(1)
-        answer.set_result("ready")
-
-    monkeypatch.setattr(adapter._runtime.mailbox, "_sched_yield", other_side_runs)
-    assert mailbox.wait(answer, timeout=10) == "ready"
-    assert yields == [1]
-    assert answer.registered == 0
-    mailbox.close()
-
-
-@pytest.mark.parametrize("sched_yield", ["none", "returns at once"])
-def test_a_wait_the_yield_does_not_answer_blocks_until_the_answer(
-    monkeypatch: pytest.MonkeyPatch, sched_yield: str
-) -> None:
-    # Without sched_yield (Windows), or when nothing else ran, the wait blocks as before.
-    calls: list[int] = []
-    replacement = None if sched_yield == "none" else (lambda: calls.append(1))
-    monkeypatch.setattr(adapter._runtime.mailbox, "_sched_yield", replacement)
-    mailbox = ThreadMailbox()
-    answer = _CountedHandoff()
-    timer = threading.Timer(0.05, answer.set_result, args=("later",))
-    timer.start()
-    try:
-        assert mailbox.wait(answer, timeout=10) == "later"
-    finally:
-        timer.cancel()
-    assert answer.registered == 1
-    assert calls == ([] if sched_yield == "none" else [1])
-    mailbox.close()
-
-
-def test_a_done_future_is_taken_without_yielding(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[int] = []
-    monkeypatch.setattr(adapter._runtime.mailbox, "_sched_yield", lambda: calls.append(1))
-    answer: Handoff[str] = Handoff()
-    answer.set_result("done")
-    assert ThreadMailbox().wait(answer) == "done"
-    assert calls == []

@@ -253,7 +253,4 @@ def test_close_after_the_loop_thread_stopped_returns_without_a_shutdown() -> Non
 
 def stop(loop: SharedLoop) -> None:
     """End a shared loop's thread (its anyio.run returns), as tests only may."""
-    assert loop.portal is not None
-    assert loop._task_group is not None
-    loop.portal.call(loop._task_group.cancel_scope.cancel)
-    loop.thread.join(10)
+    loop.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,8 +15,9 @@ from adapter.exceptions import ClientDisconnected
 from adapter.wsgi_to_asgi.streams import (
     READ_AHEAD_BYTES,
     FileWrapper,
-    RequestBody,
+    LoggerStream,
     RequestBodyTooLarge,
+    WsgiInput,
 )
 
 
@@ -58,7 +60,7 @@ def apply(stream: object, op: Op) -> object:
 
 @given(pieces=bodies, ops=operations)
 def test_any_mix_of_reads_matches_bytesio(pieces: list[bytes], ops: list[Op]) -> None:
-    body = RequestBody(Messages(pieces))
+    body = WsgiInput(Messages(pieces))
     oracle = io.BytesIO(b"".join(pieces))
     for op in ops:
         assert apply(body, op) == apply(oracle, op), op
@@ -71,7 +73,7 @@ def test_any_mix_of_reads_matches_bytesio(pieces: list[bytes], ops: list[Op]) ->
 @given(pieces=bodies, size=st.integers(min_value=0, max_value=50))
 def test_read_n_is_exact_until_the_end(pieces: list[bytes], size: int) -> None:
     whole = b"".join(pieces)
-    body = RequestBody(Messages(pieces))
+    body = WsgiInput(Messages(pieces))
     got = body.read(size)
     assert got == whole[:size]
 
@@ -79,19 +81,19 @@ def test_read_n_is_exact_until_the_end(pieces: list[bytes], size: int) -> None:
 @pytest.mark.parametrize("method", ["read", "readline", "readlines"])
 def test_iteration_and_methods_over_split_lines(method: str) -> None:
     pieces = [b"ab", b"c\nde", b"f\n", b"\n", b"gh"]
-    body = RequestBody(Messages(pieces))
+    body = WsgiInput(Messages(pieces))
     oracle = io.BytesIO(b"".join(pieces))
     assert getattr(body, method)() == getattr(oracle, method)()
 
 
 def test_iteration_yields_lines() -> None:
-    body = RequestBody(Messages([b"a\nb", b"\nc"]))
+    body = WsgiInput(Messages([b"a\nb", b"\nc"]))
     assert list(body) == [b"a\n", b"b\n", b"c"]
 
 
 def test_reads_fetch_only_what_they_need() -> None:
     messages = Messages([b"x" * 10, b"y" * 10, b"z" * 10])
-    body = RequestBody(messages)
+    body = WsgiInput(messages)
     assert body.read(5) == b"x" * 5
     assert messages.calls == 1
     assert body.read(10) == b"x" * 5 + b"y" * 5
@@ -99,7 +101,7 @@ def test_reads_fetch_only_what_they_need() -> None:
 
 
 def test_disconnect_raises_never_a_short_body() -> None:
-    body = RequestBody(Messages([b"abc"], disconnect_at_end=True))
+    body = WsgiInput(Messages([b"abc"], disconnect_at_end=True))
     assert body.read(3) == b"abc"
     with pytest.raises(ClientDisconnected):
         body.read()
@@ -110,14 +112,14 @@ def test_disconnect_raises_never_a_short_body() -> None:
 
 
 def test_body_past_the_limit_raises() -> None:
-    body = RequestBody(Messages([b"x" * 6, b"x" * 6]), max_body=10)
+    body = WsgiInput(Messages([b"x" * 6, b"x" * 6]), max_body=10)
     assert body.read(6) == b"x" * 6
     with pytest.raises(RequestBodyTooLarge):
         body.read()
 
 
 def test_body_at_the_limit_is_fine() -> None:
-    body = RequestBody(Messages([b"x" * 6, b"x" * 4]), max_body=10)
+    body = WsgiInput(Messages([b"x" * 6, b"x" * 4]), max_body=10)
     assert body.read() == b"x" * 10
 
 
@@ -138,3 +140,13 @@ def test_file_wrapper_sendable_path(tmp_path: Path) -> None:
         file.read(3)
         # Read from already: only the rest may go, so it is not sent by path.
         assert FileWrapper(file).sendable_path() is None
+
+
+def test_wsgi_errors_goes_to_the_adapter_logger(caplog: pytest.LogCaptureFixture) -> None:
+    errors = LoggerStream()
+    with caplog.at_level(logging.ERROR, logger="adapter"):
+        errors.write("first line\nsecond ")
+        errors.writelines(["half\n", "tail"])
+        errors.flush()
+    assert [r.getMessage() for r in caplog.records] == ["first line", "second half", "tail"]
+    assert all(r.name == "adapter" for r in caplog.records)

@@ -1,4 +1,4 @@
-"""adapter._runtime.tasks: asyncio tasks started from the loop's thread and from other threads.
+"""adapter._runtime._asyncio: asyncio tasks started from the loop's thread and from other threads.
 
 Each test runs an asyncio loop in a thread of its own, as the shared loop of AsgiToWsgi
 and an outer loop of async_to_sync are run, and starts tasks on it from the test's
@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from adapter._runtime import tasks as _tasks
+from adapter._runtime import _asyncio as _tasks
 
 where: contextvars.ContextVar[str] = contextvars.ContextVar("where", default="unset")
 

@@ -1,0 +1,206 @@
+"""Everything asyncio-specific in adapter, in one place (uvloop is an asyncio loop).
+
+- :class:`AsyncioLoop` is the :class:`~adapter._runtime.handle.LoopHandle` of an asyncio
+  loop;
+- :func:`running_loop` names the asyncio loop of this thread, if any;
+- :func:`spawn` and :func:`spawn_threadsafe` start the bridges' tasks: ``AsgiToWsgi`` one
+  per request, ``async_to_sync`` one per call on the outer loop.
+
+Only asyncio's public API is used.  A task is made on the loop's thread (on Python 3.12+
+with ``eager_start``, so its first step runs at once); from another thread it is made in
+a ``call_soon_threadsafe`` callback.  A task started here stays referenced until it ends
+(asyncio keeps only weak references to tasks): it puts itself in a set when it starts
+and takes itself out when it ends, so no done callback costs a loop pass after it;
+before its first step the loop's ready queue holds it.  A task cancelled before its first
+step never runs its coroutine (asyncio throws the cancellation into the unstarted
+coroutine): whoever waits for its answer passes ``if_unstarted``, called then instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import sys
+import weakref
+from collections.abc import Awaitable, Callable, Coroutine
+from functools import partial
+from typing import Any
+
+import anyio
+
+from adapter._runtime.calls import CoroutineFunction, Outcome
+from adapter._runtime.fork import forget_in_child
+from adapter._runtime.handle import LoopHandle, Waiter, guarded, settle
+from adapter._runtime.handoff import Handoff
+
+__all__ = ["AsyncioLoop", "running_loop", "spawn", "spawn_threadsafe"]
+
+AsyncFunction = Callable[..., Coroutine[Any, Any, object]]
+
+# The tasks started here that have started and not ended.
+_running: set[asyncio.Task[Any]] = set()
+
+_default_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter]
+_default_limiters = weakref.WeakKeyDictionary()
+
+
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    """The asyncio loop running in this thread, or None."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+class AsyncioLoop(LoopHandle):
+    """A running asyncio (or uvloop) loop.
+
+    :param loop: the loop.
+    """
+
+    __slots__ = ("loop",)
+    backend = "asyncio"
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def identity(self) -> object:
+        return self.loop
+
+    def call_soon_threadsafe(self, callback: Callable[..., object], *args: Any) -> None:
+        self.loop.call_soon_threadsafe(callback, *args)
+
+    def call_soon(self, callback: Callable[..., object], *args: Any) -> None:
+        self.loop.call_soon(callback, *args)  # no self-pipe write from the loop's thread
+
+    def time(self) -> float:
+        return self.loop.time()
+
+    def new_waiter(self) -> Waiter:
+        return asyncio.Event()
+
+    def default_limiter(self) -> anyio.CapacityLimiter:
+        # anyio looks its limiter up through sniffio and a RunVar on every call, which
+        # costs more than a tenth of a whole call here; it is one object per loop.
+        limiter = _default_limiters.get(self.loop)
+        if limiter is None:
+            limiter = _default_limiters[self.loop] = super().default_limiter()
+        return limiter
+
+    def spawn_soon(self, async_fn: Callable[..., Awaitable[object]], *args: Any) -> None:
+        spawn_threadsafe(self.loop, guarded, async_fn, args)
+
+    def submit(self, coro_fn: CoroutineFunction, context: contextvars.Context) -> Handoff[Outcome]:
+        future: Handoff[Outcome] = Handoff()
+        spawn_threadsafe(
+            self.loop,
+            settle,
+            coro_fn,
+            future,
+            context=context,
+            if_unstarted=partial(_cancelled_unstarted, future, context),
+        )
+        return future
+
+    def start(self, coro_fn: CoroutineFunction, context: contextvars.Context) -> Handoff[Outcome]:
+        future: Handoff[Outcome] = Handoff()
+        spawn(
+            self.loop,
+            settle,
+            coro_fn,
+            future,
+            context=context,
+            if_unstarted=partial(_cancelled_unstarted, future, context),
+        )
+        return future
+
+
+def _cancelled_unstarted(future: Handoff[Outcome], context: contextvars.Context) -> None:
+    # The task was cancelled before its coroutine ran (its loop is shutting down): the
+    # sync caller gets the cancellation instead of waiting forever.
+    future.set_result(Outcome(None, asyncio.CancelledError(), context))
+
+
+def spawn(
+    loop: asyncio.AbstractEventLoop,
+    async_fn: AsyncFunction,
+    *args: Any,
+    context: contextvars.Context | None = None,
+    if_unstarted: Callable[[], object] | None = None,
+) -> None:
+    """Run ``async_fn(*args)`` as a task on ``loop``; on ``loop``'s own thread.
+
+    :param loop: the running loop of the calling thread.
+    :param async_fn: the coroutine function; what it raises stays in its task.
+    :param args: its positional arguments.
+    :param context: the context the task runs in a copy of (default: the caller's).
+    :param if_unstarted: called if the task is cancelled before its coroutine starts.
+    """
+    if context is None:
+        _make_task(loop, async_fn, args, if_unstarted)
+    else:
+        context.run(_make_task, loop, async_fn, args, if_unstarted)
+
+
+def spawn_threadsafe(
+    loop: asyncio.AbstractEventLoop,
+    async_fn: AsyncFunction,
+    *args: Any,
+    context: contextvars.Context | None = None,
+    if_unstarted: Callable[[], object] | None = None,
+) -> None:
+    """Run ``async_fn(*args)`` as a task on ``loop``; from a thread other than ``loop``'s.
+
+    :param loop: a running loop of another thread.
+    :param async_fn: the coroutine function; what it raises stays in its task.
+    :param args: its positional arguments.
+    :param context: the context the task runs in a copy of (default: a copy of the
+        caller's).
+    :param if_unstarted: called if the task is cancelled before its coroutine starts.
+    :raises RuntimeError: if ``loop`` is closed.
+    """
+    if context is None:
+        context = contextvars.copy_context()
+    # The callback runs in `context` (call_soon_threadsafe's own argument), and the task
+    # made there copies it.
+    loop.call_soon_threadsafe(_make_task, loop, async_fn, args, if_unstarted, context=context)
+
+
+def _make_task(
+    loop: asyncio.AbstractEventLoop,
+    async_fn: AsyncFunction,
+    args: tuple[Any, ...],
+    if_unstarted: Callable[[], object] | None,
+) -> None:
+    began = [False]
+    coro = _kept(async_fn, args, began)
+    if sys.version_info >= (3, 12):
+        task = asyncio.Task(coro, loop=loop, eager_start=True)
+    else:
+        task = loop.create_task(coro)
+    if if_unstarted is not None and not began[0]:
+
+        def answer_if_unstarted(task: asyncio.Task[None]) -> None:
+            if not began[0]:
+                if_unstarted()
+
+        task.add_done_callback(answer_if_unstarted)
+
+
+async def _kept(async_fn: AsyncFunction, args: tuple[Any, ...], began: list[bool]) -> None:
+    began[0] = True
+    task = asyncio.current_task()
+    assert task is not None
+    _running.add(task)
+    try:
+        await async_fn(*args)
+    finally:
+        _running.discard(task)
+
+
+@forget_in_child
+def _forget_after_fork() -> None:
+    """In a forked child: the parent's loops, and so their tasks, do not run here."""
+    global _default_limiters
+    _running.clear()
+    _default_limiters = weakref.WeakKeyDictionary()
