@@ -10,10 +10,6 @@ alike, so the cancellation is anyio's: level-triggered (an app that swallows it 
 it again at its next checkpoint) and stopped by the app's own shielded sections
 (``anyio.CancelScope(shield=True)``), which finish their clean-up first.  A native
 ``Task.cancel()`` would cost less but would cut such clean-up short.
-
-Building the scope through :class:`anyio.CancelScope` looks the backend up through
-sniffio on every request; we build later scopes from the class the first one had (the
-backend's own), which anyio's constructor would return anyway.
 """
 
 from __future__ import annotations
@@ -27,32 +23,17 @@ __all__ = ["DISCONNECT_GRACE", "GraceCancel"]
 DISCONNECT_GRACE = 1.0
 """Seconds an app gets to end by itself once the client is gone, before cancellation."""
 
-_scope_classes: dict[str, type[anyio.CancelScope]] = {}
-
-
-def _new_scope(backend: str) -> anyio.CancelScope:
-    scope_class = _scope_classes.get(backend)
-    if scope_class is not None:
-        return scope_class()
-    scope = anyio.CancelScope()
-    if isinstance(scope, anyio.CancelScope):  # anyio's own promise; kept only if true
-        _scope_classes[backend] = type(scope)
-    return scope
-
-
 class GraceCancel:
     """Runs one app call so that it can be cancelled a grace after the client goes.
 
     Loop thread only: :meth:`run` in the app's task, :meth:`client_gone` from callbacks
     or that task.
 
-    :param backend: the loop's anyio backend, ``"asyncio"`` or ``"trio"``.
     """
 
-    __slots__ = ("_backend", "_gone_early", "_scope")
+    __slots__ = ("_gone_early", "_scope")
 
-    def __init__(self, backend: str) -> None:
-        self._backend = backend
+    def __init__(self) -> None:
         self._scope: anyio.CancelScope | None = None
         # The client went before the task started (the request thread interrupted):
         # the grace is armed as the app starts.
@@ -64,7 +45,7 @@ class GraceCancel:
         :param app: the ASGI app, and its arguments after it.
         :raises BaseException: whatever the app raises, but our own cancellation.
         """
-        with _new_scope(self._backend) as self._scope:
+        with anyio.CancelScope() as self._scope:
             if self._gone_early is not None:
                 self.client_gone(self._gone_early)
             await app(scope, receive, send)

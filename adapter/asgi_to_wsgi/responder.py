@@ -100,7 +100,7 @@ class AsgiToWsgiResponder:
         self._task_done = False
         self._task_error: BaseException | None = None
         self._final: tuple[Handoff[Chunk], bytes] | None = None
-        self._grace = GraceCancel(loop.backend)
+        self._grace = GraceCancel()
         self._task_outcome: Handoff[BaseException | None] = Handoff()
 
     # ---- request thread -------------------------------------------------------------

@@ -141,7 +141,7 @@ def test_app_swallowing_the_cancellation_is_cancelled_again(
 
 @pytest.mark.anyio
 async def test_a_cancellation_not_ours_goes_on(anyio_backend: tuple[str, object]) -> None:
-    grace = GraceCancel(anyio_backend[0])
+    grace = GraceCancel()
     started = anyio.Event()
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -177,7 +177,7 @@ async def test_client_gone_before_the_app_started_still_cancels_it(
     anyio_backend: tuple[str, object], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(adapter.asgi_to_wsgi.cancel, "DISCONNECT_GRACE", 0.01)
-    grace = GraceCancel(anyio_backend[0])
+    grace = GraceCancel()
     grace.client_gone(anyio.current_time())  # e.g. the request thread was interrupted
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
