@@ -23,6 +23,7 @@ __all__ = ["DISCONNECT_GRACE", "GraceCancel"]
 DISCONNECT_GRACE = 1.0
 """Seconds an app gets to end by itself once the client is gone, before cancellation."""
 
+
 class GraceCancel:
     """Runs one app call so that it can be cancelled a grace after the client goes.
 

@@ -21,6 +21,7 @@ import pytest
 
 from adapter import AsgiToWsgi, WsgiToAsgi
 from adapter.cli import main as cli
+from adapter.cli.options import build_parser
 from adapter.cli.servers import OPTIONS, SERVERS, is_coroutine_callable, served_app
 from tests.apps import cli_asgi, cli_logging, cli_odd, cli_wsgi
 from tests.servers import ROOT, free_port, run_python
@@ -49,7 +50,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: 
 
 
 def _serve_parser() -> argparse.ArgumentParser:
-    for action in cli.build_parser()._actions:
+    for action in build_parser()._actions:
         if isinstance(action, argparse._SubParsersAction):
             serve: argparse.ArgumentParser = action.choices["serve"]
             return serve
