@@ -15,11 +15,12 @@ import os
 import statistics
 import subprocess
 from collections.abc import Callable, Set
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
-from benchmarks import _clients, _servers
-from benchmarks.apps import APP_VARIABLE, HELLO
+from benchmarks import _baseline, _clients, _servers
+from benchmarks.apps import ADAPTER_DIR_VARIABLE, APP_VARIABLE, HELLO
 from benchmarks.framework_apps import PAGE_END
 
 log = logging.getLogger("adapter.benchmarks")
@@ -41,6 +42,15 @@ class Target:
     app: str = "plain"
     #: how many calls of the WSGI app it runs at once (its thread pool), when known
     threads: int | None = None
+    #: a directory imported before the repository root: an older ``adapter`` (--baseline)
+    pythonpath: Path | None = None
+
+    def environment(self) -> dict[str, str]:
+        """The variables its server runs with: the app to serve, the adapter to import."""
+        env = {APP_VARIABLE: self.app}
+        if self.pythonpath is not None:
+            env[ADAPTER_DIR_VARIABLE] = str(self.pythonpath)
+        return env
 
 
 @dataclass(frozen=True)
@@ -121,8 +131,30 @@ def _wsgi_contenders(app: str, settings: Settings) -> list[Target]:
     ]  # fmt: skip
 
 
-def targets(settings: Settings) -> dict[str, Target]:
-    """Every contender by key; the sections pick from these."""
+#: adapter's own contenders: those with a twin at the baseline revision (--baseline)
+OURS = ("ours", "flask:ours", "django:ours", "ours_asgi", "ours_asgi_bare")
+
+
+def _at_baseline(target: Target, baseline: _baseline.Baseline) -> Target:
+    """``target`` served by the adapter of ``baseline`` (key ``...@baseline``)."""
+    threads = target.threads
+    if target.server == "uvicorn":
+        threads = _baseline.default_of(baseline, "adapter.WsgiToAsgi", "max_workers")
+    return replace(
+        target,
+        key=_baseline.key_of(target.key),
+        label=f"{target.label} @ {baseline.rev}",
+        threads=threads,
+        pythonpath=baseline.directory,
+    )
+
+
+def targets(settings: Settings, baseline: _baseline.Baseline | None = None) -> dict[str, Target]:
+    """Every contender by key; the sections pick from these.
+
+    :param baseline: the old adapter; each of :data:`OURS` then has a twin that imports it,
+        keyed ``KEY@baseline``.
+    """
     found = [
         *_wsgi_contenders("plain", settings),
         *_wsgi_contenders("flask", settings),
@@ -139,6 +171,8 @@ def targets(settings: Settings) -> dict[str, Target]:
             "wsgi_app_with_loop_hop()",
         ),
     ]
+    if baseline is not None:
+        found += [_at_baseline(target, baseline) for target in found if target.key in OURS]
     return {target.key: target for target in found}
 
 
@@ -215,7 +249,8 @@ def _start_all(
                     target.command,
                     forks_worker=target.forks_worker,
                     cpus=cpus,
-                    env={APP_VARIABLE: target.app},
+                    env=target.environment(),
+                    first_on_path=target.pythonpath,
                 )
             )
         except _servers.ServerFailed as error:

@@ -116,6 +116,7 @@ def running(
     forks_worker: bool = False,
     cpus: Set[int] | None = None,
     env: Mapping[str, str] | None = None,
+    first_on_path: Path | None = None,
 ) -> Iterator[Server]:
     """Start ``command`` (``{port}`` filled in with a free port) and yield it once it listens.
 
@@ -129,6 +130,9 @@ def running(
     :param cpus: the CPUs the server (and every process and thread it starts) may run
         on; default any.
     :param env: variables added to this process's environment for the server.
+    :param first_on_path: a directory to import before the repository root (an older
+        ``adapter``: see ``benchmarks/_baseline.py``); it is also the server's working
+        directory, since uvicorn and gunicorn put theirs first on ``sys.path``.
     :raises ServerFailed: when the server exits or does not listen within 30 seconds.
     """
     port = free_port()
@@ -137,12 +141,13 @@ def running(
     if os.sep not in argv[0] and local.exists():
         argv[0] = str(local)
     env = {**os.environ, **(env or {})}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
+    first = [str(first_on_path)] if first_on_path is not None else []
+    env["PYTHONPATH"] = os.pathsep.join([*first, str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
     env["PYTHONUNBUFFERED"] = "1"
     with tempfile.TemporaryFile() as output:
         process = subprocess.Popen(
             argv,
-            cwd=ROOT,
+            cwd=first_on_path or ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=output,

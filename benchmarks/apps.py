@@ -27,14 +27,20 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import cast
+from pathlib import Path
+from typing import TYPE_CHECKING, cast
 from urllib.parse import parse_qs
 
-from adapter._types import ASGIApp, Environ, Receive, Scope, Send, StartResponse, WSGIApp
+if TYPE_CHECKING:
+    # Annotations only: a server of ``run.py --baseline`` imports an older adapter,
+    # whose private modules need not be these.
+    from adapter._types import ASGIApp, Environ, Receive, Scope, Send, StartResponse, WSGIApp
 
 HELLO = b"Hello, world!"
 IO_WAIT = 0.02
 APP_VARIABLE = "ADAPTER_BENCH_APP"
+#: set by ``run.py --baseline``: the directory the ``adapter`` served must come from
+ADAPTER_DIR_VARIABLE = "ADAPTER_BENCH_ADAPTER_DIR"
 CHUNK_SIZE = 64 * 1024
 READ_PIECE = 64 * 1024
 # One chunk object, yielded again and again: the app itself holds no more than this.
@@ -133,6 +139,26 @@ def selected_wsgi_app() -> WSGIApp:
     return WSGI_APPS[name]()
 
 
+def _check_adapter_source() -> None:
+    """Refuse to serve another ``adapter`` than the one the runner asked for.
+
+    :raises RuntimeError: when :data:`ADAPTER_DIR_VARIABLE` names a directory and
+        ``adapter`` was imported from elsewhere (the row then shows as unavailable).
+    """
+    expected = os.environ.get(ADAPTER_DIR_VARIABLE)
+    if not expected:
+        return
+    import adapter
+
+    found = Path(adapter.__file__ or "?").resolve().parent.parent
+    if found != Path(expected).resolve():
+        raise RuntimeError(
+            f"{ADAPTER_DIR_VARIABLE}={expected} but adapter was imported from {found}: "
+            "start the server with that directory first on sys.path (as its working "
+            "directory: uvicorn and gunicorn put theirs before PYTHONPATH)"
+        )
+
+
 # WSGI app behind an ASGI server (uvicorn --factory).
 
 
@@ -140,6 +166,7 @@ def ours_wsgi_to_asgi() -> ASGIApp:
     """``adapter.WsgiToAsgi`` around :func:`selected_wsgi_app`, with its defaults."""
     from adapter import WsgiToAsgi
 
+    _check_adapter_source()
     return WsgiToAsgi(selected_wsgi_app())
 
 
@@ -219,6 +246,7 @@ def ours_asgi_to_wsgi() -> WSGIApp:
     """``adapter.AsgiToWsgi`` around :func:`starlette_hello`, with its defaults."""
     from adapter import AsgiToWsgi
 
+    _check_adapter_source()
     app: WSGIApp = AsgiToWsgi(starlette_hello())
     return app
 
@@ -227,6 +255,7 @@ def ours_asgi_to_wsgi_bare() -> WSGIApp:
     """``adapter.AsgiToWsgi`` around :func:`raw_asgi_app`: its cost without Starlette's."""
     from adapter import AsgiToWsgi
 
+    _check_adapter_source()
     app: WSGIApp = AsgiToWsgi(raw_asgi_app())
     return app
 

@@ -23,10 +23,13 @@ import os
 import sqlite3
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from adapter._types import WSGIApp
 from benchmarks.apps import HELLO
+
+if TYPE_CHECKING:
+    # Annotations only: a server of ``run.py --baseline`` imports an older adapter.
+    from adapter._types import WSGIApp
 
 ROWS = 50
 PAGE_END = "<!-- end of page -->"

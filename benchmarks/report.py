@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import _plots  # noqa: E402
+from benchmarks import _baseline, _plots  # noqa: E402
 
 DOCS = ROOT / "docs" / "benchmarks"
 LATEST = ROOT / "benchmarks" / "results" / "latest.json"
@@ -259,6 +259,41 @@ def section_table(results: Results, section: str) -> tuple[list[str], list[list[
     return header, rows
 
 
+def before_after(results: Results) -> tuple[str, list[str], list[list[str]]] | None:
+    """With ``run.py --baseline REV``: a heading, and for each of our rows in each section
+    its figure now, at ``REV``, and now / then; None for a run without a baseline."""
+    baseline = results.get("baseline")
+    if not baseline:
+        return None
+    rev = baseline["rev"]
+    heading = f"Before and after: ours now and at {rev} ({baseline['commit'][:12]}), same rounds"
+    header = ["section", "contender", "figure", "now", f"at {rev}", "now / then"]
+    rows = []
+    for section, (_, _, figure, unit) in SECTIONS.items():
+        for then in results["sections"].get(section, {}).get("rows", []):
+            if not then["key"].endswith(_baseline.SUFFIX):
+                continue
+            key = then["key"].removesuffix(_baseline.SUFFIX)
+            now = next(row for row in results["sections"][section]["rows"] if row["key"] == key)
+            measured_now = now if now["status"] == "ok" else None
+            digits = 0 if unit == "req/s" else 1
+            shown = [
+                _number(row[figure], digits) if row["status"] == "ok" else row["status"]
+                for row in (now, then)
+            ]
+            lower = " (lower is better)" if section == "sse" else ""
+            rows.append(
+                [
+                    section,
+                    now["label"],
+                    unit + lower,
+                    *shown,
+                    _ratio_text(measured_now, then, figure),
+                ]
+            )
+    return heading, header, rows
+
+
 def _goal_cells(goal: dict[str, Any]) -> list[str]:
     measured = goal["measured"]
     # Older result files have no unit: their only absolute goal was the upload's RSS.
@@ -329,6 +364,10 @@ def markdown(results: Results) -> str:
     parts.append("\n### Goals\n\n")
     parts.append(_markdown_table(["issue", "goal", "measured", "met"],
                                  [_goal_cells(goal) for goal in results["goals"]]))  # fmt: skip
+    compared = before_after(results)
+    if compared is not None:
+        heading, header, rows = compared
+        parts.append(f"\n### {heading}\n\n{_markdown_table(header, rows)}")
     for section in SECTIONS:
         if section in results["sections"]:
             parts.append(f"\n### {title(results, section)}\n\n")
@@ -447,6 +486,10 @@ def rst(results: Results) -> str:
             ["issue", "goal", "measured", "met"], [_goal_cells(goal) for goal in results["goals"]]
         ),
     ]
+    compared = before_after(results)
+    if compared is not None:
+        heading, header, rows = compared
+        parts.append(f"\n{heading}\n{'~' * len(heading)}\n\n{_list_table(header, rows)}")
     for section in SECTIONS:
         if section not in results["sections"]:
             continue

@@ -5,6 +5,7 @@ Usage::
     python benchmarks/run.py                  # full run (about 10 minutes)
     python benchmarks/run.py --quick          # smoke run (about a minute)
     python benchmarks/run.py --only rps,asgi  # some sections only
+    python benchmarks/run.py --baseline f6f3436  # also adapter as it was at f6f3436
 
 Sections, framework rows first (they are what users run): ``flask`` and ``django`` (a
 Flask and a Django hello world behind uvicorn through each adapter, and natively on
@@ -26,11 +27,16 @@ quick or partial run writes ``partial.json``, ``partial.md`` and ``sync-partial.
 it never replaces a full run.
 Every server is a single process (uvicorn without workers, gunicorn with one sync worker)
 so that server and load generator each get about one of two cores.
+
+With ``--baseline REV``, each of adapter's own contenders has a twin serving adapter as it
+was at the git revision ``REV`` (``benchmarks/_baseline.py``), measured in the same rounds
+and labelled ``... @ REV``; the report adds a table of ours now against ours then.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import importlib.metadata
 import json
@@ -47,7 +53,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import _clients, _scenarios, report  # noqa: E402
+from benchmarks import _baseline, _clients, _scenarios, report  # noqa: E402
 from benchmarks.apps import IO_WAIT  # noqa: E402
 
 log = logging.getLogger("adapter.benchmarks")
@@ -188,8 +194,22 @@ def run_sync(quick: bool, output: Path) -> dict[str, Any]:
     return {"status": "ok", "data": json.loads(output.read_text()), "output": tail}
 
 
-def run(chosen: list[str], quick: bool, sync_output: Path) -> dict[str, Any]:
-    """Measure the ``chosen`` sections; return everything that goes into the JSON."""
+def _with_twins(keys: list[str], everyone: dict[str, _scenarios.Target]) -> list[str]:
+    """``keys`` with each contender's baseline twin, where there is one, right after it."""
+    twins = [(key, _baseline.key_of(key)) for key in keys]
+    return [key for pair in twins for key in pair if key in everyone]
+
+
+def run(
+    chosen: list[str],
+    quick: bool,
+    sync_output: Path,
+    baseline: _baseline.Baseline | None = None,
+) -> dict[str, Any]:
+    """Measure the ``chosen`` sections; return everything that goes into the JSON.
+
+    :param baseline: the old adapter whose twins of our contenders run beside them.
+    """
     settings = settings_for(quick)
     wrk = _clients.wrk_path()
     if wrk is None and {"rps", "asgi", *WSGI_RPS_SECTIONS} & set(chosen):
@@ -206,11 +226,14 @@ def run(chosen: list[str], quick: bool, sync_output: Path) -> dict[str, Any]:
         "load_average_start": _scenarios.load_average(),
         "sections": {},
     }
-    everyone = _scenarios.targets(settings)
+    if baseline is not None:
+        results["baseline"] = {"rev": baseline.rev, "commit": baseline.commit}
+    everyone = _scenarios.targets(settings, baseline)
     for name, (keys, path) in WSGI_RPS_SECTIONS.items():
         if name not in chosen:
             continue
         load = _scenarios.load_average()
+        keys = _with_twins(keys, everyone)
         pool = [everyone[key] for key in keys]
         connections = settings.io_connections if name == "io" else settings.wrk_connections
         rows = _scenarios.measure_rps(pool, settings, wrk, path=path, connections=connections)
@@ -223,8 +246,10 @@ def run(chosen: list[str], quick: bool, sync_output: Path) -> dict[str, Any]:
             "load_average": load,
         }
     wanted = {
-        "rps": ["ours", "a2wsgi", "asgiref", "gunicorn", "raw_asgi"],
-        "asgi": ["ours_asgi", "a2wsgi_asgi", "gunicorn", "ours_asgi_bare", "loop_hop"],
+        "rps": _with_twins(["ours", "a2wsgi", "asgiref", "gunicorn", "raw_asgi"], everyone),
+        "asgi": _with_twins(
+            ["ours_asgi", "a2wsgi_asgi", "gunicorn", "ours_asgi_bare", "loop_hop"], everyone
+        ),
     }
     rps_keys = [key for name in ("rps", "asgi") if name in chosen for key in wanted[name]]
     if rps_keys:
@@ -258,7 +283,8 @@ def run(chosen: list[str], quick: bool, sync_output: Path) -> dict[str, Any]:
     for name, (transfer, size) in transfers.items():
         if name in chosen:
             load = _scenarios.load_average()
-            pool = [everyone[key] for key in ("ours", "a2wsgi", "asgiref", "gunicorn", "raw_asgi")]
+            keys = _with_twins(["ours", "a2wsgi", "asgiref", "gunicorn", "raw_asgi"], everyone)
+            pool = [everyone[key] for key in keys]
             rows = _scenarios.measure_transfer(pool, settings, transfer, size)
             results["sections"][name] = {
                 "rows": list(rows.values()),
@@ -267,7 +293,8 @@ def run(chosen: list[str], quick: bool, sync_output: Path) -> dict[str, Any]:
             }
     if "sse" in chosen:
         load = _scenarios.load_average()
-        pool = [everyone[key] for key in ("ours", "a2wsgi", "asgiref", "gunicorn")]
+        keys = _with_twins(["ours", "a2wsgi", "asgiref", "gunicorn"], everyone)
+        pool = [everyone[key] for key in keys]
         rows = _scenarios.measure_events(pool, settings)
         results["sections"]["sse"] = {
             "rows": list(rows.values()),
@@ -293,6 +320,12 @@ def main(argv: list[str] | None = None) -> int:
         "--only", default=",".join(SECTIONS), help=f"comma-separated sections of {SECTIONS}"
     )
     parser.add_argument("--output", type=Path, help="where to write the JSON")
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also measure adapter's own contenders as they were at this git revision "
+        "(e.g. f6f3436), in the same rounds, as rows labelled '... @ REV'",
+    )
     options = parser.parse_args(argv)
     chosen = [name.strip() for name in options.only.split(",") if name.strip()]
     unknown = sorted(set(chosen) - set(SECTIONS))
@@ -302,7 +335,16 @@ def main(argv: list[str] | None = None) -> int:
     complete = not options.quick and set(chosen) == set(SECTIONS)
     output = options.output or RESULTS / ("latest.json" if complete else "partial.json")
     sync_output = output.with_name("sync.json" if complete else "sync-partial.json")
-    results = run(chosen, options.quick, sync_output)
+    with contextlib.ExitStack() as stack:
+        baseline = None
+        if options.baseline:
+            try:
+                baseline = stack.enter_context(_baseline.extracted(options.baseline))
+            except _baseline.BaselineError as error:
+                parser.error(str(error))
+            log.info("baseline %s (%s) extracted to %s", baseline.rev,
+                     baseline.commit[:12], baseline.directory)  # fmt: skip
+        results = run(chosen, options.quick, sync_output, baseline)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(results, indent=2) + "\n")
     markdown = report.markdown(results)
