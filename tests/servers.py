@@ -22,15 +22,18 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import IO
 
 __all__ = [
     "ServerFailed",
+    "StartedServer",
     "free_port",
     "port_accepts",
     "run_python",
     "running_server",
+    "started_server",
     "stop_process_group",
 ]
 
@@ -94,21 +97,44 @@ def stop_process_group(proc: subprocess.Popen[bytes], grace: float = 10.0) -> No
         os.killpg(proc.pid, signal.SIGKILL)
 
 
+class StartedServer:
+    """A server a test started: where it listens, and what it printed.
+
+    ``output`` holds everything it printed once it has been stopped; while it runs,
+    :meth:`output_so_far` reads it.
+    """
+
+    def __init__(self, port: int, log: IO[bytes]) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.output = ""
+        self._log = log
+
+    def output_so_far(self) -> str:
+        """What the server has printed until now."""
+        self._log.seek(0)
+        return self._log.read().decode("utf-8", "replace")
+
+
 @contextlib.contextmanager
-def running_server(
+def started_server(
     command: Sequence[str],
     *,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     start_timeout: float = 30.0,
-) -> Iterator[str]:
-    """Start ``command`` (with ``{port}`` filled in) and yield its base URL.
+    ready: Callable[[], bool] | None = None,
+) -> Iterator[StartedServer]:
+    """Start ``command`` (with ``{port}`` filled in), wait until it is ready, yield it.
 
     A bare executable name (``"uvicorn"``) is run from the interpreter's own
     ``bin`` directory when it is there, so the test uses the servers installed beside
-    the interpreter running the tests.
+    the interpreter running the tests.  The server is stopped by its process group id
+    when the block ends, however it ends.
 
-    :raises ServerFailed: when the server exits or does not listen within
+    :param ready: says when the server is ready (default: its port accepts connections),
+        for a server that listens elsewhere (a Unix socket).
+    :raises ServerFailed: when the server exits or is not ready within
         ``start_timeout`` seconds; the message carries its output.
     """
     port = free_port()
@@ -123,6 +149,7 @@ def running_server(
     full_env["PYTHONUNBUFFERED"] = "1"
     if env:
         full_env.update(env)
+    is_ready = ready or (lambda: port_accepts(port))
     with tempfile.TemporaryFile() as output:
         proc = subprocess.Popen(
             argv,
@@ -133,22 +160,38 @@ def running_server(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        started = StartedServer(port, output)
 
         def failure(reason: str) -> ServerFailed:
-            output.seek(0)
-            text = output.read().decode("utf-8", "replace")
-            return ServerFailed(f"{' '.join(argv)}: {reason}\n--- output ---\n{text}")
+            return ServerFailed(
+                f"{' '.join(argv)}: {reason}\n--- output ---\n{started.output_so_far()}"
+            )
 
         try:
             deadline = time.monotonic() + start_timeout
-            while not port_accepts(port):
+            while not is_ready():
                 if proc.poll() is not None:
-                    raise failure(f"exited with {proc.returncode} before listening")
+                    raise failure(f"exited with {proc.returncode} before it was ready")
                 if time.monotonic() > deadline:
-                    raise failure(f"not listening on port {port} after {start_timeout}s")
+                    raise failure(f"not ready after {start_timeout}s")
                 time.sleep(0.05)
-            yield f"http://127.0.0.1:{port}"
+            yield started
             if proc.poll() is not None:
                 raise failure(f"exited with {proc.returncode} while the test ran")
         finally:
             stop_process_group(proc)
+            started.output = started.output_so_far()
+
+
+@contextlib.contextmanager
+def running_server(
+    command: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    start_timeout: float = 30.0,
+) -> Iterator[str]:
+    """Start ``command`` (with ``{port}`` filled in) and yield its base URL
+    (:func:`started_server`, for a test that needs only the URL)."""
+    with started_server(command, env=env, cwd=cwd, start_timeout=start_timeout) as started:
+        yield started.url

@@ -91,20 +91,19 @@ class AsyncioLoop(LoopHandle):
         spawn_threadsafe(self.loop, guarded, async_fn, args)
 
     def submit(self, coro_fn: CoroutineFunction, context: contextvars.Context) -> Handoff[Outcome]:
-        future: Handoff[Outcome] = Handoff()
-        spawn_threadsafe(
-            self.loop,
-            settle,
-            coro_fn,
-            future,
-            context=context,
-            if_unstarted=partial(_cancelled_unstarted, future, context),
-        )
-        return future
+        return self._settled_by_a_task(spawn_threadsafe, coro_fn, context)
 
     def start(self, coro_fn: CoroutineFunction, context: contextvars.Context) -> Handoff[Outcome]:
+        return self._settled_by_a_task(spawn, coro_fn, context)
+
+    def _settled_by_a_task(
+        self,
+        spawner: Callable[..., None],
+        coro_fn: CoroutineFunction,
+        context: contextvars.Context,
+    ) -> Handoff[Outcome]:
         future: Handoff[Outcome] = Handoff()
-        spawn(
+        spawner(
             self.loop,
             settle,
             coro_fn,

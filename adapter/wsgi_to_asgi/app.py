@@ -17,6 +17,7 @@ from adapter._runtime.loops import current_loop, loop_identity
 from adapter._types import Receive, Scope, Send, WSGIApp
 from adapter.wsgi_to_asgi.responder import WsgiToAsgiResponder
 from adapter.wsgi_to_asgi.scopes import answer_lifespan, refuse_websocket
+from adapter.wsgi_to_asgi.sizing import PoolSizer
 from adapter.wsgi_to_asgi.workers import WorkerHop
 
 __all__ = ["PerLoop", "WsgiToAsgi"]
@@ -30,15 +31,20 @@ class WsgiToAsgi:
     """An ASGI 3 application that serves a PEP 3333 (WSGI) application.
 
     :param wsgi_app: the WSGI application.
-    :param max_workers: how many calls of ``wsgi_app`` may run at once (per instance).
-        The default of 40 suits I/O-bound apps, whose throughput grows with it; a
-        CPU-bound app does better with 2 to 8 (see the docs on tuning it).
+    :param max_workers: the most calls of ``wsgi_app`` that may run at once (per
+        instance and event loop).
+    :param min_workers: the fewest (at most ``max_workers``).  Between the two the
+        limit follows the app: it doubles while requests wait for a thread and the
+        process has CPU to spare (an app that waits on a database), and halves while
+        the process computes a core's worth (more threads would only take turns at the
+        GIL); see :mod:`adapter.wsgi_to_asgi.sizing`.  Equal to ``max_workers``, the
+        limit is fixed.
     :param max_request_body: in bytes: answer 413 without calling the app when
         ``Content-Length`` is larger, and make ``wsgi.input`` raise
         :class:`adapter.wsgi_to_asgi.streams.RequestBodyTooLarge` once a body without a length grows
         past it.  ``None`` for no limit.
-    :raises ValueError: when ``max_workers`` is less than 1 or ``max_request_body``
-        negative.
+    :raises ValueError: when ``max_workers`` or ``min_workers`` is less than 1, or
+        ``max_request_body`` negative.
     """
 
     def __init__(
@@ -46,14 +52,18 @@ class WsgiToAsgi:
         wsgi_app: WSGIApp,
         *,
         max_workers: int = 40,
+        min_workers: int = 2,
         max_request_body: int | None = None,
     ) -> None:
         if max_workers < 1:
             raise ValueError(f"max_workers must be at least 1, not {max_workers}")
+        if min_workers < 1:
+            raise ValueError(f"min_workers must be at least 1, not {min_workers}")
         if max_request_body is not None and max_request_body < 0:
             raise ValueError(f"max_request_body must be None or >= 0, not {max_request_body}")
         self.wsgi_app = wsgi_app
         self.max_workers = max_workers
+        self.min_workers = min(min_workers, max_workers)
         self.max_request_body = max_request_body
         self._per_loop: tuple[object, PerLoop] | None = None
 
@@ -74,7 +84,11 @@ class WsgiToAsgi:
         if cached is not None and cached[0] is loop:
             return cached[1]
         handle = current_loop()
-        hop = WorkerHop(handle, anyio.CapacityLimiter(self.max_workers))
+        limiter = anyio.CapacityLimiter(self.max_workers)
+        sizer = None
+        if self.min_workers < self.max_workers:
+            sizer = PoolSizer(limiter, self.min_workers, self.max_workers)
+        hop = WorkerHop(handle, limiter, sizer)
         per_loop = (hop, anyio.lowlevel.current_token(), handle.call_soon_threadsafe)
         self._per_loop = (loop, per_loop)
         return per_loop

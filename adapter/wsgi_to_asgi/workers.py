@@ -38,6 +38,7 @@ import anyio.lowlevel
 from adapter._runtime.calls import ThreadCall
 from adapter._runtime.handle import LoopHandle
 from adapter._runtime.threads import run_limited
+from adapter.wsgi_to_asgi.sizing import PoolSizer
 
 __all__ = ["WorkerHop"]
 
@@ -61,13 +62,17 @@ class WorkerHop:
 
     :param loop: the loop the steps are awaited on.
     :param limiter: bounds how many steps run at once.
+    :param sizer: moves the limiter's limit with the app's use of the CPU, if given.
     """
 
-    __slots__ = ("limiter", "loop")
+    __slots__ = ("limiter", "loop", "sizer")
 
-    def __init__(self, loop: LoopHandle, limiter: anyio.CapacityLimiter) -> None:
+    def __init__(
+        self, loop: LoopHandle, limiter: anyio.CapacityLimiter, sizer: PoolSizer | None = None
+    ) -> None:
         self.loop = loop
         self.limiter = limiter
+        self.sizer = sizer
 
     async def run(self, func: Callable[[], T], context: contextvars.Context) -> T:
         """Run ``func()`` in a worker thread, in ``context``, and return what it returned.
@@ -80,6 +85,8 @@ class WorkerHop:
         """
         # As anyio's to_thread.run_sync: a caller cancelled already hands nothing over.
         await anyio.lowlevel.checkpoint_if_cancelled()
+        if self.sizer is not None:
+            self.sizer.look()
         call = _Step(self.loop, context, func, (), {})
         # The caller may be handling an exception (close() in a finally): unlike
         # sync_to_async, a WSGI step does not run inside that except block.

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import ipaddress
-import os
 import socket
 import subprocess
 import sys
@@ -25,7 +24,7 @@ import httpx
 import pytest
 
 from adapter.cli.servers import SERVERS
-from tests.servers import ROOT, ServerFailed, running_server, stop_process_group
+from tests.servers import running_server, started_server
 
 pytestmark = pytest.mark.server
 
@@ -148,37 +147,19 @@ def _socket_accepts(path: Path) -> bool:
 @contextlib.contextmanager
 def running_on_socket(command: list[str], socket_path: Path) -> Iterator[httpx.Client]:
     """Start ``command``, wait until ``socket_path`` answers, yield a client bound to it."""
-    env = dict(
-        os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
-    )
-    with tempfile.TemporaryFile() as output:
-        proc = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            client = httpx.Client(
-                transport=httpx.HTTPTransport(uds=str(socket_path)),
-                base_url="http://localhost",
-                timeout=REQUEST_TIMEOUT,
-            )
-            deadline = time.monotonic() + START_TIMEOUT
-            while True:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    output.seek(0)
-                    raise ServerFailed(output.read().decode("utf-8", "replace"))
-                if socket_path.exists() and _socket_accepts(socket_path):
-                    break
-                time.sleep(0.05)
-            yield client
-        finally:
-            client.close()
-            stop_process_group(proc)
+
+    def ready() -> bool:
+        return socket_path.exists() and _socket_accepts(socket_path)
+
+    with (
+        started_server(command, start_timeout=START_TIMEOUT, ready=ready),
+        httpx.Client(
+            transport=httpx.HTTPTransport(uds=str(socket_path)),
+            base_url="http://localhost",
+            timeout=REQUEST_TIMEOUT,
+        ) as client,
+    ):
+        yield client
 
 
 @pytest.mark.parametrize("server", _supporting("--uds"))

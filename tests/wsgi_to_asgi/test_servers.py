@@ -11,10 +11,6 @@ import os
 import re
 import socket
 import struct
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -22,53 +18,18 @@ import h11
 import httpx
 import pytest
 
-from tests.servers import ROOT, free_port, port_accepts, run_python, stop_process_group
+from tests.servers import ROOT, StartedServer, run_python, started_server
 
 pytestmark = pytest.mark.server
 
 REQUEST_TIMEOUT = 20.0
 
 
-class Server:
-    """A server we started: its URL and, once stopped, its output."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        self.output = ""
-
-
 @contextlib.contextmanager
-def server(command: Sequence[str], *, env: dict[str, str] | None = None) -> Iterator[Server]:
-    """Start ``command`` (``{port}`` filled in) from the venv's bin; keep its output."""
-    port = free_port()
-    argv = [part.replace("{port}", str(port)) for part in command]
-    local = Path(sys.executable).parent / argv[0]
-    if local.exists():
-        argv[0] = str(local)
-    full_env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", **(env or {}))
-    running = Server(port)
-    with tempfile.TemporaryFile() as output:
-        proc = subprocess.Popen(
-            argv,
-            cwd=ROOT,
-            env=full_env,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            deadline = time.monotonic() + 30
-            while not port_accepts(port):
-                assert proc.poll() is None, f"{argv} exited before listening"
-                assert time.monotonic() < deadline, f"{argv} not listening after 30s"
-                time.sleep(0.05)
-            yield running
-        finally:
-            stop_process_group(proc)
-            output.seek(0)
-            running.output = output.read().decode("utf-8", "replace")
+def server(command: Sequence[str], *, env: dict[str, str] | None = None) -> Iterator[StartedServer]:
+    """Start ``command`` (``{port}`` filled in); its ``output`` is there once it stopped."""
+    with started_server(command, env=env) as started:
+        yield started
 
 
 # ---- A: Django's cookies on uvicorn's h11 ------------------------------------------------

@@ -1,0 +1,131 @@
+"""adapter.wsgi_to_asgi.sizing: the worker limit follows the app's use of the CPU.
+
+The clocks are the test's, so each case says exactly how busy the process was; the
+limiter is anyio's own, on asyncio and trio.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import anyio
+import pytest
+
+from adapter import WsgiToAsgi
+from adapter._types import Environ, StartResponse
+from adapter.wsgi_to_asgi.sizing import INTERVAL, SATURATED, PoolSizer
+
+pytestmark = pytest.mark.anyio
+
+
+class Clocks:
+    """A wall clock and a process CPU clock that the test moves."""
+
+    def __init__(self) -> None:
+        self.wall = 100.0
+        self.cpu = 10.0
+
+    def spend(self, seconds: float, busy: float) -> None:
+        """``seconds`` of wall time pass, the process computing ``busy`` of it."""
+        self.wall += seconds
+        self.cpu += seconds * busy
+
+
+def sizer_of(limiter: anyio.CapacityLimiter, clocks: Clocks, least: int = 2) -> PoolSizer:
+    return PoolSizer(
+        limiter, least, 40, cpu_clock=lambda: clocks.cpu, wall_clock=lambda: clocks.wall
+    )
+
+
+@contextlib.asynccontextmanager
+async def waiting(limiter: anyio.CapacityLimiter, count: int) -> AsyncIterator[None]:
+    """Fill ``limiter`` and keep ``count`` more tasks waiting on it, for the block."""
+    async with anyio.create_task_group() as group:
+        for _ in range(int(limiter.total_tokens) + count):
+            group.start_soon(limiter.acquire_on_behalf_of, object())
+        await anyio.wait_all_tasks_blocked()
+        yield
+        group.cancel_scope.cancel()
+
+
+async def test_it_starts_at_the_least() -> None:
+    limiter = anyio.CapacityLimiter(40)
+    sizer_of(limiter, Clocks())
+    assert limiter.total_tokens == 2
+
+
+async def test_an_app_that_waits_gets_more_threads_while_requests_wait() -> None:
+    limiter = anyio.CapacityLimiter(40)
+    clocks = Clocks()
+    sizer = sizer_of(limiter, clocks)
+    seen = []
+    async with waiting(limiter, 100):
+        for _ in range(6):
+            clocks.spend(INTERVAL, busy=0.1)
+            sizer.look()
+            seen.append(limiter.total_tokens)
+    assert seen == [4, 8, 16, 32, 40, 40]
+
+
+async def test_no_growth_while_no_request_waits() -> None:
+    limiter = anyio.CapacityLimiter(40)
+    clocks = Clocks()
+    sizer = sizer_of(limiter, clocks)
+    clocks.spend(INTERVAL, busy=0.1)
+    sizer.look()
+    assert limiter.total_tokens == 2
+
+
+async def test_an_app_that_computes_goes_back_to_the_least() -> None:
+    limiter = anyio.CapacityLimiter(40)
+    clocks = Clocks()
+    sizer = sizer_of(limiter, clocks)
+    limiter.total_tokens = 40
+    seen = []
+    for _ in range(6):
+        clocks.spend(INTERVAL, busy=SATURATED + 0.05)
+        sizer.look()
+        seen.append(limiter.total_tokens)
+    assert seen == [20, 10, 5, 2, 2, 2]
+
+
+async def test_nothing_changes_between_two_looks() -> None:
+    limiter = anyio.CapacityLimiter(40)
+    clocks = Clocks()
+    sizer = sizer_of(limiter, clocks)
+    limiter.total_tokens = 40
+    clocks.spend(INTERVAL / 2, busy=1.0)
+    sizer.look()
+    assert limiter.total_tokens == 40
+
+
+async def test_a_busy_process_does_not_grow_even_with_requests_waiting() -> None:
+    # The GIL is the bottleneck: more threads would only queue for it.
+    limiter = anyio.CapacityLimiter(40)
+    clocks = Clocks()
+    sizer = sizer_of(limiter, clocks)
+    async with waiting(limiter, 10):
+        clocks.spend(INTERVAL, busy=1.0)
+        sizer.look()
+    assert limiter.total_tokens == 2
+
+
+def hello(environ: Environ, start_response: StartResponse) -> list[bytes]:
+    start_response("200 OK", [("Content-Length", "2")])
+    return [b"hi"]
+
+
+async def test_wsgi_to_asgi_sizes_its_pool_between_min_and_max_workers() -> None:
+    sized = WsgiToAsgi(hello)
+    assert sized.limiter().total_tokens == 2  # grows from there when the app waits
+    fixed = WsgiToAsgi(hello, max_workers=8, min_workers=8)
+    assert fixed.limiter().total_tokens == 8
+    assert fixed.for_this_loop()[0].sizer is None
+    assert WsgiToAsgi(hello, max_workers=1).limiter().total_tokens == 1
+
+
+@pytest.mark.parametrize(("max_workers", "min_workers"), [(0, 1), (4, 0)])
+def test_worker_bounds_below_one_are_refused(max_workers: int, min_workers: int) -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        WsgiToAsgi(hello, max_workers=max_workers, min_workers=min_workers)
