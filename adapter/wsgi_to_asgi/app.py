@@ -36,8 +36,8 @@ class WsgiToAsgi:
     :param min_workers: the fewest (at most ``max_workers``).  Between the two the
         limit follows the app: it doubles while requests wait for a thread and the
         process has CPU to spare (an app that waits on a database), and halves while
-        the process computes a core's worth (more threads would only take turns at the
-        GIL); see :mod:`adapter.wsgi_to_asgi.sizing`.  Equal to ``max_workers``, the
+        the process computes a core's worth in long calls (more threads would only
+        take turns at the GIL); see :mod:`adapter.wsgi_to_asgi.sizing`.  Equal to ``max_workers``, the
         limit is fixed.
     :param max_request_body: in bytes: answer 413 without calling the app when
         ``Content-Length`` is larger, and make ``wsgi.input`` raise

@@ -29,6 +29,7 @@ reaches the loop only when given its token (as WsgiToAsgi's own hops back do).
 from __future__ import annotations
 
 import contextvars
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -55,6 +56,18 @@ class _Step(ThreadCall):
         # lets the cancellation through: anyio's to_thread.run_sync without
         # abandon_on_cancel does the same.
         return False
+
+
+class _MeasuredStep(_Step):
+    """A step that notes the CPU time its thread spent on it, for the pool's sizer."""
+
+    __slots__ = ("cpu",)
+
+    def execute(self) -> bool:
+        started = time.thread_time()
+        ran = super().execute()
+        self.cpu = time.thread_time() - started
+        return ran
 
 
 class WorkerHop:
@@ -85,12 +98,18 @@ class WorkerHop:
         """
         # As anyio's to_thread.run_sync: a caller cancelled already hands nothing over.
         await anyio.lowlevel.checkpoint_if_cancelled()
-        if self.sizer is not None:
-            self.sizer.look()
-        call = _Step(self.loop, context, func, (), {})
+        sizer = self.sizer
+        if sizer is None:
+            call = _Step(self.loop, context, func, (), {})
+        else:
+            sizer.look()
+            call = measured = _MeasuredStep(self.loop, context, func, (), {})
+            measured.cpu = 0.0
         # The caller may be handling an exception (close() in a finally): unlike
         # sync_to_async, a WSGI step does not run inside that except block.
         call.handling = None
         await run_limited(self.loop, call, self.limiter)
+        if sizer is not None:
+            sizer.record(measured.cpu)
         value: T = call.outcome()
         return value

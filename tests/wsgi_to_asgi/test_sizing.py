@@ -7,14 +7,16 @@ limiter is anyio's own, on asyncio and trio.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator
 
 import anyio
+import httpx
 import pytest
 
 from adapter import WsgiToAsgi
 from adapter._types import Environ, StartResponse
-from adapter.wsgi_to_asgi.sizing import INTERVAL, SATURATED, PoolSizer
+from adapter.wsgi_to_asgi.sizing import INTERVAL, LONG_CALL, SATURATED, PoolSizer
 
 pytestmark = pytest.mark.anyio
 
@@ -85,9 +87,26 @@ async def test_an_app_that_computes_goes_back_to_the_least() -> None:
     seen = []
     for _ in range(6):
         clocks.spend(INTERVAL, busy=SATURATED + 0.05)
+        sizer.record(LONG_CALL * 2)
         sizer.look()
         seen.append(limiter.total_tokens)
     assert seen == [20, 10, 5, 2, 2, 2]
+
+
+async def test_short_calls_keep_their_threads_even_in_a_busy_process() -> None:
+    # A hello world: each call is done long before the GIL would be taken from it, and
+    # more calls under way let the loop hand out and collect more of them per turn.
+    limiter = anyio.CapacityLimiter(40)
+    clocks = Clocks()
+    sizer = sizer_of(limiter, clocks)
+    seen = []
+    async with waiting(limiter, 100):
+        for _ in range(6):
+            clocks.spend(INTERVAL, busy=1.0)
+            sizer.record(LONG_CALL / 10)
+            sizer.look()
+            seen.append(limiter.total_tokens)
+    assert seen == [4, 8, 16, 32, 40, 40]
 
 
 async def test_nothing_changes_between_two_looks() -> None:
@@ -96,17 +115,20 @@ async def test_nothing_changes_between_two_looks() -> None:
     sizer = sizer_of(limiter, clocks)
     limiter.total_tokens = 40
     clocks.spend(INTERVAL / 2, busy=1.0)
+    sizer.record(LONG_CALL * 2)
     sizer.look()
     assert limiter.total_tokens == 40
 
 
-async def test_a_busy_process_does_not_grow_even_with_requests_waiting() -> None:
+async def test_long_calls_in_a_busy_process_do_not_grow_with_requests_waiting() -> None:
     # The GIL is the bottleneck: more threads would only queue for it.
     limiter = anyio.CapacityLimiter(40)
     clocks = Clocks()
     sizer = sizer_of(limiter, clocks)
     async with waiting(limiter, 10):
         clocks.spend(INTERVAL, busy=1.0)
+        sizer.record(LONG_CALL)
+        sizer.record(LONG_CALL * 3)
         sizer.look()
     assert limiter.total_tokens == 2
 
@@ -129,3 +151,34 @@ async def test_wsgi_to_asgi_sizes_its_pool_between_min_and_max_workers() -> None
 def test_worker_bounds_below_one_are_refused(max_workers: int, min_workers: int) -> None:
     with pytest.raises(ValueError, match="at least 1"):
         WsgiToAsgi(hello, max_workers=max_workers, min_workers=min_workers)
+
+
+class RecordingSizer(PoolSizer):
+    """A sizer that keeps what it was told."""
+
+    __slots__ = ("recorded",)
+
+    def __init__(self, limiter: anyio.CapacityLimiter) -> None:
+        super().__init__(limiter, 2, 40)
+        self.recorded: list[float] = []
+
+    def record(self, cpu: float) -> None:
+        self.recorded.append(cpu)
+        super().record(cpu)
+
+
+async def test_each_step_reports_its_cpu_time_to_the_sizer() -> None:
+    def compute(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        deadline = time.thread_time() + LONG_CALL * 4
+        while time.thread_time() < deadline:
+            pass
+        return hello(environ, start_response)
+
+    app = WsgiToAsgi(compute)
+    hop = app.for_this_loop()[0]
+    sizer = hop.sizer = RecordingSizer(hop.limiter)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        assert (await client.get("/")).text == "hi"
+    assert len(sizer.recorded) == 1
+    assert sizer.recorded[0] >= LONG_CALL * 4
