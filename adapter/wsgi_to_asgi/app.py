@@ -37,8 +37,8 @@ class WsgiToAsgi:
         limit follows the app: it doubles while requests wait for a thread and the
         process has CPU to spare (an app that waits on a database), and halves while
         the process computes a core's worth in long calls (more threads would only
-        take turns at the GIL); see :mod:`adapter.wsgi_to_asgi.sizing`.  Equal to ``max_workers``, the
-        limit is fixed.
+        take turns at the GIL); see :mod:`adapter.wsgi_to_asgi.sizing`.  Equal to
+        ``max_workers``, the limit is fixed.
     :param max_request_body: in bytes: answer 413 without calling the app when
         ``Content-Length`` is larger, and make ``wsgi.input`` raise
         :class:`adapter.wsgi_to_asgi.streams.RequestBodyTooLarge` once a body without a length grows
