@@ -174,7 +174,7 @@ def a2wsgi_wsgi_middleware() -> ASGIApp:
     """a2wsgi's ``WSGIMiddleware`` around :func:`selected_wsgi_app`, with its defaults."""
     from a2wsgi import WSGIMiddleware
 
-    return cast("ASGIApp", WSGIMiddleware(selected_wsgi_app()))  # type: ignore[arg-type]
+    return cast("ASGIApp", WSGIMiddleware(selected_wsgi_app()))  # type: ignore[arg-type, unused-ignore]
 
 
 def asgiref_wsgi_to_asgi() -> ASGIApp:
@@ -264,7 +264,7 @@ def a2wsgi_asgi_middleware() -> WSGIApp:
     """a2wsgi's ``ASGIMiddleware`` around :func:`starlette_hello`, with its defaults."""
     from a2wsgi import ASGIMiddleware
 
-    return cast("WSGIApp", ASGIMiddleware(starlette_hello()))  # type: ignore[arg-type]
+    return cast("WSGIApp", ASGIMiddleware(starlette_hello()))  # type: ignore[arg-type, unused-ignore]
 
 
 def wsgi_app_with_loop_hop() -> WSGIApp:
