@@ -73,7 +73,7 @@ class LoopHandle:
         raise NotImplementedError
 
     def spawn_soon(self, async_fn: Callable[..., Awaitable[object]], *args: Any) -> None:
-        """Start ``async_fn(*args)`` as a task on the loop; from any thread but the loop's.
+        """Start ``async_fn(*args)`` as a task on the loop; from any thread, the loop's included.
 
         The task belongs to no task group: ``async_fn`` must handle its own errors
         (what escapes is logged to the ``adapter`` logger).

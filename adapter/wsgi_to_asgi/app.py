@@ -52,7 +52,7 @@ class WsgiToAsgi:
         wsgi_app: WSGIApp,
         *,
         max_workers: int = 40,
-        min_workers: int = 2,
+        min_workers: int = 1,
         max_request_body: int | None = None,
     ) -> None:
         if max_workers < 1:

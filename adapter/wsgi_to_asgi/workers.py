@@ -103,6 +103,8 @@ class WorkerHop:
             call = _Step(self.loop, context, func, (), {})
         else:
             sizer.look()
+            if sizer.must_watch():
+                self.loop.spawn_soon(sizer.watch)
             call = measured = _MeasuredStep(self.loop, context, func, (), {})
             measured.cpu = 0.0
         # The caller may be handling an exception (close() in a finally): unlike

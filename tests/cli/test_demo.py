@@ -157,12 +157,14 @@ def _ticks_until_the_client_goes(client: httpx.Client) -> None:
     # shows each tick is sent as it is yielded, not collected until the end.
     url = "/events?ticks=1000&interval=0.05"
     with client.stream("GET", url, timeout=TICK_TIMEOUT) as response:
+        # Kept while the count is asked for: a generator left behind would close the
+        # response (and the stream with it) when it is collected.
+        lines = response.iter_lines()
         ticks = 0
-        for line in response.iter_lines():
-            ticks += line == "event: tick"
-            if ticks == 3:
-                break
+        while ticks < 3:
+            ticks += next(lines) == "event: tick"
         assert client.get("/events/open", timeout=REQUEST_TIMEOUT).json()["open"] == 1
+        del lines
     deadline = time.monotonic() + REQUEST_TIMEOUT
     while client.get("/events/open", timeout=REQUEST_TIMEOUT).json()["open"]:
         assert time.monotonic() < deadline, "the stream ticked on after the client went"

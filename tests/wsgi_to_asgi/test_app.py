@@ -228,7 +228,7 @@ async def test_at_most_max_workers_at_once_and_the_loop_stays_responsive() -> No
         start_response("200 OK", [])
         return [b"done"]
 
-    adapter = WsgiToAsgi(blocking, max_workers=2)
+    adapter = WsgiToAsgi(blocking, max_workers=2, min_workers=2)
     servers = [Server() for _ in range(5)]
     with anyio.fail_after(10):
         async with anyio.create_task_group() as task_group:

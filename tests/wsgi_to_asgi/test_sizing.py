@@ -7,8 +7,9 @@ limiter is anyio's own, on asyncio and trio.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 
 import anyio
 import httpx
@@ -17,6 +18,7 @@ import pytest
 from adapter import WsgiToAsgi
 from adapter._types import Environ, StartResponse
 from adapter.wsgi_to_asgi.sizing import INTERVAL, LONG_CALL, SATURATED, PoolSizer
+from tests.wsgi_to_asgi.test_app import Server, http_scope, serve
 
 pytestmark = pytest.mark.anyio
 
@@ -140,7 +142,11 @@ def hello(environ: Environ, start_response: StartResponse) -> list[bytes]:
 
 async def test_wsgi_to_asgi_sizes_its_pool_between_min_and_max_workers() -> None:
     sized = WsgiToAsgi(hello)
-    assert sized.limiter().total_tokens == 2  # grows from there when the app waits
+    # One thread at first, and the fewest: an app that computes runs best on one (its
+    # calls don't take the GIL from each other); one that waits grows from there.
+    assert sized.min_workers == 1
+    assert sized.limiter().total_tokens == 1
+    assert sized.for_this_loop()[0].sizer is not None
     fixed = WsgiToAsgi(hello, max_workers=8, min_workers=8)
     assert fixed.limiter().total_tokens == 8
     assert fixed.for_this_loop()[0].sizer is None
@@ -182,3 +188,58 @@ async def test_each_step_reports_its_cpu_time_to_the_sizer() -> None:
         assert (await client.get("/")).text == "hi"
     assert len(sizer.recorded) == 1
     assert sizer.recorded[0] >= LONG_CALL * 4
+
+
+async def test_a_request_behind_a_call_that_lasts_gets_a_thread() -> None:
+    """The one thread is held by an event stream: the limit grows, the next is served."""
+    release = threading.Event()
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        if environ["PATH_INFO"] != "/stream":
+            return hello(environ, start_response)
+        start_response("200 OK", [("Content-Type", "text/event-stream")])
+
+        def events() -> Iterator[bytes]:
+            yield b"data: first\n\n"
+            release.wait(10)  # the stream's step holds its thread until the test ends
+            yield b"data: last\n\n"
+
+        return events()
+
+    wsgi = WsgiToAsgi(app)
+    limiter = wsgi.limiter()
+    assert limiter.total_tokens == 1
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(serve, wsgi, Server(), http_scope("/stream"))
+            with anyio.fail_after(5):
+                while limiter.borrowed_tokens < 1:
+                    await anyio.sleep(0.01)
+                assert (await serve(wsgi)).body == b"hi"
+            assert limiter.total_tokens >= 2
+            release.set()
+    finally:
+        release.set()
+    # The watch ends once nothing waits.
+    with anyio.fail_after(5):
+        while wsgi.for_this_loop()[0].sizer.watching:  # type: ignore[union-attr]
+            await anyio.sleep(0.05)
+
+
+async def test_the_watch_ends_when_nothing_waits() -> None:
+    limiter = anyio.CapacityLimiter(40)
+    clocks = Clocks()
+    sizer = sizer_of(limiter, clocks, least=1)
+    assert not sizer.must_watch()  # a thread is free: nobody waits
+    async with waiting(limiter, 1):
+        assert sizer.must_watch()
+        assert not sizer.must_watch()  # one watch at a time
+        clocks.spend(INTERVAL, busy=0.1)
+        async with anyio.create_task_group() as group:
+            group.start_soon(sizer.watch)
+            with anyio.fail_after(5):
+                while limiter.total_tokens < 2:
+                    await anyio.sleep(0.01)
+            assert sizer.watching
+            group.cancel_scope.cancel()
+    assert not sizer.watching
