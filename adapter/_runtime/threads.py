@@ -7,13 +7,20 @@ that waits forever; because it serves its mailbox, an ``async_to_sync`` call mad
 it can send nested thread-sensitive work back to it without deadlocking.
 
 Everything else (``thread_sensitive=False`` calls, and the helper threads that host a
-fresh event loop for ``async_to_sync``) runs in a pool of daemon workers, handed work
-through a ``SimpleQueue`` each.  We keep our own pool rather than
+fresh event loop for ``async_to_sync``) runs in a pool of daemon workers that take
+their jobs from one ``SimpleQueue``: a worker that finishes a job takes the next one
+waiting without going to sleep, so a busy process hands calls over with few thread
+wake-ups (a bare WSGI hello world behind uvicorn: 15,900-17,500 requests a second,
+against 13,000-14,500 with a queue per worker, where every job woke the worker it was
+given to).  A job that finds no worker free starts one, so no job waits behind a busy
+worker.  We keep our own pool rather than
 ``anyio.to_thread.run_sync`` because a call through anyio's costs about as much as
 asgiref's whole call, and the per-call goal is half of asgiref's.  The pool has no
 bound of its own: callers bound it (``sync_to_async`` holds a capacity limiter token
-for each call).  Idle workers exit after a while; after ``fork()`` the child starts
-with no threads and makes new ones as needed.
+for each call).  A worker that gets no job for :data:`IDLE_WORKER_TIMEOUT` exits
+(under a steady trickle of jobs the pool keeps the threads it once needed at once, as
+``concurrent.futures``' does); after ``fork()`` the child starts with no threads and
+makes new ones as needed.
 """
 
 from __future__ import annotations
@@ -42,10 +49,14 @@ logger = logging.getLogger("adapter")
 #: Seconds an idle worker waits for more work before its thread ends.
 IDLE_WORKER_TIMEOUT = 10.0
 
-_Inbox = queue.SimpleQueue[tuple[Callable[[], object], Callable[[], object] | None]]
+_Job = tuple[Callable[[], object], Callable[[], object] | None]
 
 _lock = threading.Lock()
-_idle_inboxes: list[_Inbox] = []
+# One queue for every worker: a worker that finishes a job takes the next one waiting
+# without sleeping.  _free counts the workers that are waiting (or about to wait) for a
+# job and not yet promised to one; a job finding none starts a new worker.
+_jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+_free = 0
 _shared: ThreadMailbox | None = None
 _local = threading.local()
 
@@ -88,19 +99,21 @@ def _serve_forever(ready: concurrent.futures.Future[ThreadMailbox]) -> None:
 
 
 def run_in_worker(job: Callable[[], object], then: Callable[[], object] | None = None) -> None:
-    """Run ``job`` in an idle pool worker, starting one if none is idle.
+    """Run ``job`` in a pool worker, starting one if none is free.
 
-    ``then`` (if given) runs in the same worker after it has put itself back on the
-    idle list: a job that wakes its caller there lets the caller's next call reuse
-    this worker instead of starting another thread.  Both report their own outcome;
-    an exception escaping them is logged and dropped.
+    ``then`` (if given) runs in the same worker after it has counted itself free
+    again: a job that wakes its caller there lets the caller's next call find a free
+    worker instead of starting another thread.  Both report their own outcome; an
+    exception escaping them is logged and dropped.
     """
+    global _free
     with _lock:
-        inbox = _idle_inboxes.pop() if _idle_inboxes else None
-    if inbox is None:
-        inbox = queue.SimpleQueue()
-        threading.Thread(target=_work, args=(inbox,), name="adapter-worker", daemon=True).start()
-    inbox.put((job, then))
+        start = _free == 0
+        if not start:
+            _free -= 1  # that worker's place is taken by this job
+    _jobs.put((job, then))
+    if start:
+        threading.Thread(target=_work, name="adapter-worker", daemon=True).start()
 
 
 async def run_limited(
@@ -131,25 +144,25 @@ async def run_limited(
             limiter.release_on_behalf_of(call)
 
 
-def _work(inbox: _Inbox) -> None:
+def _work() -> None:
+    global _free
+    jobs = _jobs
     while True:
         try:
-            job, then = inbox.get(timeout=IDLE_WORKER_TIMEOUT)
+            job, then = jobs.get(timeout=IDLE_WORKER_TIMEOUT)
         except queue.Empty:
             with _lock:
-                if any(idle is inbox for idle in _idle_inboxes):
-                    _idle_inboxes.remove(inbox)
+                if _free > 0:
+                    _free -= 1
                     return
-            # Taken off the idle list just now: a job is on its way.
+            # Every free place is taken by a job on its way: stay for it.
             continue
         _run_logged(job)
         with _lock:
-            # Last in, first out: the most recently busy thread is reused first, so
-            # the others go idle long enough to exit.
-            _idle_inboxes.append(inbox)
+            _free += 1
         if then is not None:
             _run_logged(then)
-        # Drop the work (and what it holds) before idling.
+        # Drop the work (and what it holds) before waiting.
         del job, then
 
 
@@ -164,8 +177,9 @@ def _run_logged(job: Callable[[], object]) -> None:
 def _forget_threads_after_fork() -> None:
     # In the child only the forking thread exists: the shared thread and the idle
     # workers are gone, and their lock may have been held at the fork.
-    global _lock, _idle_inboxes, _shared
+    global _lock, _jobs, _free, _shared
     _lock = threading.Lock()
-    _idle_inboxes = []
+    _jobs = queue.SimpleQueue()
+    _free = 0
     _shared = None
     _local.__dict__.clear()

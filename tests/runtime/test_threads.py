@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 
 import pytest
@@ -18,10 +19,47 @@ def _run_and_name_the_thread() -> threading.Thread:
     return ran[0]
 
 
-def test_a_worker_is_reused_by_the_next_job() -> None:
+def _workers() -> set[threading.Thread]:
+    return {thread for thread in threading.enumerate() if thread.name == "adapter-worker"}
+
+
+def test_a_free_worker_is_reused_rather_than_a_thread_started() -> None:
     first = _run_and_name_the_thread()
     assert first is not threading.current_thread()
-    assert _run_and_name_the_thread() is first
+    before = _workers()
+    for _ in range(50):
+        assert _run_and_name_the_thread() in before
+    assert _workers() <= before
+
+
+def test_jobs_past_the_free_workers_start_threads_and_none_waits_behind_another() -> None:
+    # Eight jobs that each wait for all eight to be running: a job queued behind a busy
+    # worker (rather than given a thread) would never start, and the barrier breaks.
+    barrier = threading.Barrier(8, timeout=10)
+    done = threading.Semaphore(0)
+    for _ in range(8):
+        run_in_worker(barrier.wait, done.release)
+    for _ in range(8):
+        assert done.acquire(timeout=10)
+    assert not barrier.broken
+
+
+def test_every_job_runs_once_however_many_are_handed_over_at_once() -> None:
+    # Free workers are promised to jobs and busy ones take what waits when they finish:
+    # however the two race, each job runs exactly once.
+    ran: list[int] = []
+    lock = threading.Lock()
+    done = threading.Semaphore(0)
+
+    def job(number: int) -> None:
+        with lock:
+            ran.append(number)
+
+    for number in range(200):
+        run_in_worker(functools.partial(job, number), done.release)
+    for _ in range(200):
+        assert done.acquire(timeout=10)
+    assert sorted(ran) == list(range(200))
 
 
 def test_then_runs_after_the_job_in_the_same_worker() -> None:
