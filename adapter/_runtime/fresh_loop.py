@@ -46,7 +46,8 @@ def run_in_fresh_loop(
             ended.append(exc)
 
     def answer() -> None:
-        # Run by the worker once it is idle again, so the caller's next call reuses it.
+        # Run by the worker once it counts as free again, so the caller's next call
+        # finds a free worker rather than starting a thread.
         if isinstance(ended[0], BaseException):
             future.set_exception(ended[0])
         else:
