@@ -111,9 +111,11 @@ def run_in_worker(job: Callable[[], object], then: Callable[[], object] | None =
         start = _free == 0
         if not start:
             _free -= 1  # that worker's place is taken by this job
-    _jobs.put((job, then))
     if start:
+        # Started before the job is queued: if no thread can be started, the caller
+        # gets the error and no job is left behind to run later.
         threading.Thread(target=_work, name="adapter-worker", daemon=True).start()
+    _jobs.put((job, then))
 
 
 async def run_limited(

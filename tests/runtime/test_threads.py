@@ -108,3 +108,34 @@ def test_a_failing_job_is_logged_and_the_worker_carries_on(
     assert done.wait(10)
     assert "a broken job" in caplog.text
     assert _run_and_name_the_thread().is_alive()
+
+
+def test_no_thread_to_be_had_raises_and_leaves_no_job_behind(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Every worker busy, and the system refuses a new thread.
+    release = threading.Event()
+    started = threading.Barrier(2, timeout=10)
+
+    def hold() -> None:
+        started.wait()
+        release.wait(10)
+
+    run_in_worker(hold)
+    started.wait()
+    free = _sync_threads._free
+    monkeypatch.setattr(_sync_threads, "_free", 0)
+
+    class Refused(threading.Thread):
+        def start(self) -> None:
+            raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading, "Thread", Refused)
+    ran: list[bool] = []
+    with pytest.raises(RuntimeError, match="can't start new thread"):
+        run_in_worker(lambda: ran.append(True))
+    monkeypatch.undo()
+    assert _sync_threads._free == free
+    release.set()
+    assert _run_and_name_the_thread().is_alive()
+    assert ran == []
