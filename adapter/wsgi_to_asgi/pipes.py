@@ -121,22 +121,46 @@ class BodyPipe:
 
     The loop calls :meth:`feed` with each body message ``receive()`` returns, and
     receives the next one only while fewer than ``limit`` bytes wait
-    (:meth:`room_or_notify`): that bounds the read-ahead.  The worker's :meth:`read`
-    waits for bytes, the end of the body, or the end of the pipe.
+    (:meth:`has_room`, :meth:`room_or_notify`): that bounds the read-ahead.  The
+    worker's :meth:`read` waits for the bytes it needs, the end of the body, or the end
+    of the pipe.
+
+    Wake-ups are what a body costs most on top of the copies, so there are as few as
+    the reads allow: the loop wakes the worker only when it waits, and only once there
+    is what it waits for (the bytes it asked for, or ``limit`` bytes, or the end); the
+    worker wakes the loop only when the loop waits for room, and only once there is
+    room.
 
     :param limit: the most bytes that may wait (one message may pass it).
     """
 
-    __slots__ = ("_buffered", "_chunks", "_closed", "_complete", "_condition", "_notify", "limit")
+    __slots__ = (
+        "_buffered",
+        "_chunks",
+        "_closed",
+        "_complete",
+        "_lock",
+        "_notify",
+        "_wakeup",
+        "_wanted",
+        "limit",
+    )
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self._condition = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
         self._chunks: list[bytes] = []
+        # Only feed() adds to it (on the loop's thread), so the loop may read it without
+        # the lock: what it sees is never less than what is there.
         self._buffered = 0
         self._complete = False
         self._closed = False
         self._notify: Callable[[], object] | None = None
+        # How many bytes the waiting read needs; 0 while no read waits.
+        self._wanted = 0
+        # Held while no read waits; released (once) to wake the one that does.
+        self._wakeup = threading.Lock()
+        self._wakeup.acquire()
 
     def feed(self, body: bytes, *, more_body: bool) -> None:
         """Loop side: add a body message.
@@ -144,13 +168,21 @@ class BodyPipe:
         :param body: its bytes.
         :param more_body: whether more body follows.
         """
-        with self._condition:
+        with self._lock:
             if body:
                 self._chunks.append(body)
                 self._buffered += len(body)
             if not more_body:
                 self._complete = True
-            self._condition.notify()
+            wanted = self._wanted
+            if not wanted or (self._buffered < wanted and more_body):
+                return
+            self._wanted = 0
+        self._wakeup.release()
+
+    def has_room(self) -> bool:
+        """Loop side: whether another message may be received now (no lock taken)."""
+        return self._buffered < self.limit
 
     def room_or_notify(self, notify: Callable[[], object]) -> bool:
         """Loop side: True when another message may be received now; else ``notify``
@@ -158,7 +190,7 @@ class BodyPipe:
 
         :param notify: must only schedule work on the loop (``call_soon_threadsafe``).
         """
-        with self._condition:
+        with self._lock:
             if self._buffered < self.limit:
                 return True
             self._notify = notify
@@ -170,10 +202,13 @@ class BodyPipe:
         A read still waiting for a body that is not complete raises
         :class:`ClientDisconnected`; bytes already here are read first.
         """
-        with self._condition:
+        with self._lock:
             self._closed = True
             self._notify = None
-            self._condition.notify_all()
+            if not self._wanted:
+                return
+            self._wanted = 0
+        self._wakeup.release()
 
     def read(self, wanted: int) -> tuple[bytes, bool]:
         """Worker side: whole messages waiting, until ``wanted`` bytes (at least one
@@ -181,32 +216,46 @@ class BodyPipe:
 
         The signature of :data:`adapter.wsgi_to_asgi.streams.Fetch`.  What the read does not need
         stays here, where it counts against ``limit``: so the loop reads ahead of the
-        app by at most ``limit`` and one message.
+        app by at most ``limit`` and one message.  With fewer than ``wanted`` bytes
+        here, it waits for them (or for ``limit`` bytes, or the end): a read wants them
+        anyway, and one wake-up for them costs less than one per message.
 
         :param wanted: how many bytes the read needs.
         :returns: the bytes and whether more body may follow.
         :raises ClientDisconnected: when the pipe closed before the body was complete.
         """
-        with self._condition:
-            while not self._chunks and not self._complete and not self._closed:
-                self._condition.wait()
-            if not self._chunks:
+        wanted = max(1, min(wanted, self.limit))
+        lock = self._lock
+        lock.acquire()
+        try:
+            while self._buffered < wanted and not self._complete and not self._closed:
+                self._wanted = wanted
+                lock.release()
+                try:
+                    self._wakeup.acquire()
+                finally:
+                    lock.acquire()
+            chunks = self._chunks
+            if not chunks:
                 if self._complete:
                     return b"", False
                 raise ClientDisconnected.during_body()
-            chunks = self._chunks
-            taken = 0
-            count = 0
-            for chunk in chunks:
-                taken += len(chunk)
+            taken = len(chunks[0])
+            count = 1
+            while taken < wanted and count < len(chunks):
+                taken += len(chunks[count])
                 count += 1
-                if taken >= wanted:
-                    break
             data = chunks[0] if count == 1 else b"".join(chunks[:count])
             del chunks[:count]
             self._buffered -= taken
             more_body = bool(chunks) or not self._complete
-            notify, self._notify = self._notify, None
+            notify = self._notify
+            if notify is not None and self._buffered < self.limit:
+                self._notify = None
+            else:
+                notify = None
+        finally:
+            lock.release()
         if notify is not None:
             notify()
         return data, more_body
