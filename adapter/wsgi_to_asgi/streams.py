@@ -26,8 +26,14 @@ __all__ = [
 
 logger = logging.getLogger("adapter")
 
-READ_AHEAD_BYTES = 256 * 1024
-"""The most body bytes one ``fetch`` is asked for: the bound on read-ahead."""
+READ_AHEAD_BYTES = 1024 * 1024
+"""The most body bytes one ``fetch`` is asked for: the bound on read-ahead.
+
+Measured on uvicorn (a 512 MiB upload read 64 KiB at a time; its messages are about
+256 KiB), with reads waiting for a full pipe: 256 KiB and 512 KiB cost about a quarter
+more CPU per GiB than 1 MiB (1.04-1.20 and 1.06 s against 0.84-0.96), mostly in the
+server's own page faults, which a larger read-ahead spares by keeping its memory in
+use."""
 
 Fetch = Callable[[int], tuple[bytes, bool]]
 """``fetch(wanted)`` returns ``(body bytes, more_body)``; it may return fewer or more

@@ -109,13 +109,34 @@ def test_body_pipe_read_takes_whole_messages_up_to_what_it_needs() -> None:
 
 def _start_reader(pipe: BodyPipe, wanted: int) -> tuple[threading.Thread, list[tuple[bytes, bool]]]:
     results: list[tuple[bytes, bool]] = []
-    reader = threading.Thread(target=lambda: results.append(pipe.read(wanted)))
+    # A daemon: a read that never returns fails its test, not the whole run.
+    reader = threading.Thread(target=lambda: results.append(pipe.read(wanted)), daemon=True)
     reader.start()
     return reader, results
 
 
+def test_body_pipe_read_waits_for_a_full_pipe_first() -> None:
+    pipe = BodyPipe(limit=8, fill_wait=None)
+    reader, results = _start_reader(pipe, 2)
+    pipe.feed(b"abc", more_body=True)
+    reader.join(0.2)
+    assert reader.is_alive()  # what it wants is there, but the pipe is not full
+    pipe.feed(b"defgh", more_body=True)
+    reader.join(5)
+    assert results == [(b"abc", True)]
+    assert pipe.read(5) == (b"defgh", True)  # there: no wait
+
+
+def test_body_pipe_read_waits_for_a_full_pipe_only_so_long() -> None:
+    pipe = BodyPipe(limit=100, fill_wait=0.01)
+    reader, results = _start_reader(pipe, 2)
+    pipe.feed(b"abc", more_body=True)
+    reader.join(5)  # the pipe never fills: the read goes on with what it has
+    assert results == [(b"abc", True)]
+
+
 def test_body_pipe_read_waits_for_what_it_wants_not_for_each_message() -> None:
-    pipe = BodyPipe(limit=100)
+    pipe = BodyPipe(limit=100, fill_wait=0)
     reader, results = _start_reader(pipe, 10)
     pipe.feed(b"abc", more_body=True)
     reader.join(0.2)
