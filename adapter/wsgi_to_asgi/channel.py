@@ -57,6 +57,12 @@ def connection_is_gone(exc: BaseException) -> bool:
     return type(exc) is RuntimeError and _CLOSED_TRANSPORT in str(exc)
 
 
+def _as_bytes(body: bytes) -> bytes:
+    """A message's body as bytes: ``wsgi.input`` hands out pieces of it as they are, and
+    PEP 3333 wants bytes, where a server might give a bytearray or a memoryview."""
+    return body if type(body) is bytes else bytes(body)
+
+
 class Channel:
     """The per-request state shared by body reads, the disconnect watcher and sends.
 
@@ -119,7 +125,7 @@ class Channel:
                 message = await self._receive()
             kind = message["type"]
             if kind == "http.request":
-                body = message.get("body", b"")
+                body = _as_bytes(message.get("body", b""))
                 if not message.get("more_body", False):
                     self.body_complete = True
                 if body:
@@ -178,18 +184,20 @@ class Channel:
     async def _receive_into(
         self, pipe: BodyPipe, call_soon: Callable[[Callable[[], object]], object]
     ) -> None:
+        receive = self._receive
         try:
             while not self.body_complete:
-                room = anyio.Event()
-                if not pipe.room_or_notify(partial(call_soon, room.set)):
-                    # Read-ahead is bounded: wait until the app has read some.
-                    await room.wait()
-                    continue
-                message = await self._receive()
+                if not pipe.has_room():
+                    room = anyio.Event()
+                    if not pipe.room_or_notify(partial(call_soon, room.set)):
+                        # Read-ahead is bounded: wait until the app has read some.
+                        await room.wait()
+                        continue
+                message = await receive()
                 kind = message["type"]
                 if kind == "http.request":
                     more_body = message.get("more_body", False)
-                    pipe.feed(message.get("body", b""), more_body=more_body)
+                    pipe.feed(_as_bytes(message.get("body", b"")), more_body=more_body)
                     self.body_complete = not more_body
                 elif kind == "http.disconnect":
                     self._client_left()

@@ -26,8 +26,14 @@ __all__ = [
 
 logger = logging.getLogger("adapter")
 
-READ_AHEAD_BYTES = 256 * 1024
-"""The most body bytes one ``fetch`` is asked for: the bound on read-ahead."""
+READ_AHEAD_BYTES = 1024 * 1024
+"""The most body bytes one ``fetch`` is asked for: the bound on read-ahead.
+
+Measured on uvicorn (a 512 MiB upload read 64 KiB at a time; its messages are about
+256 KiB), with reads waiting for a full pipe: 256 KiB and 512 KiB cost about a quarter
+more CPU per GiB than 1 MiB (1.04-1.20 and 1.06 s against 0.84-0.96), mostly in the
+server's own page faults, which a larger read-ahead spares by keeping its memory in
+use."""
 
 Fetch = Callable[[int], tuple[bytes, bool]]
 """``fetch(wanted)`` returns ``(body bytes, more_body)``; it may return fewer or more
@@ -42,43 +48,56 @@ class WsgiInput:
     was split into messages.  Bytes are fetched only when a read needs them, at most
     :data:`READ_AHEAD_BYTES` (or one message) past what it needs.
 
+    What was fetched is kept as it came (one piece and a position in it), not copied
+    into a buffer: a read that a piece covers is one slice of it, or the piece itself
+    when the read wants it whole, and a read across pieces joins them once.
+
     :param fetch: pulls the next piece of body; see :data:`Fetch`.
     :param max_body: raise :class:`RequestBodyTooLarge` once more bytes than this
         arrived; ``None`` for no limit.
     """
 
-    __slots__ = ("_buffer", "_disconnected", "_eof", "_fetch", "_max_body", "_received")
+    __slots__ = ("_disconnected", "_eof", "_fetch", "_max_body", "_piece", "_pos", "_received")
 
     def __init__(self, fetch: Fetch, max_body: int | None = None) -> None:
         self._fetch = fetch
         self._max_body = max_body
-        self._buffer = bytearray()
+        # The body fetched and not read yet: _piece[_pos:].
+        self._piece = b""
+        self._pos = 0
         self._eof = False
         self._disconnected = False
         self._received = 0
 
-    def _fill(self, wanted: int) -> bool:
-        """Append more body to the buffer; False once the body has ended."""
-        if self._eof:
-            return False
-        if self._disconnected:
-            raise ClientDisconnected.during_body()
-        try:
-            data, more_body = self._fetch(min(max(wanted, 1), READ_AHEAD_BYTES))
-        except ClientDisconnected:
-            self._disconnected = True
-            raise
-        self._received += len(data)
-        if self._max_body is not None and self._received > self._max_body:
-            self._eof = True
-            self._buffer.clear()
-            raise RequestBodyTooLarge(
-                f"the request body is larger than max_request_body ({self._max_body} bytes)"
-            )
-        self._buffer += data
-        if not more_body:
-            self._eof = True
-        return True
+    def _next_piece(self, wanted: int) -> bytes:
+        """Fetch more body (at least a byte); b"" once the body has ended.
+
+        The current piece must be read out: this one replaces it.
+        """
+        while not self._eof:
+            if self._disconnected:
+                raise ClientDisconnected.during_body()
+            try:
+                data, more_body = self._fetch(min(max(wanted, 1), READ_AHEAD_BYTES))
+            except ClientDisconnected:
+                self._disconnected = True
+                raise
+            self._received += len(data)
+            if not more_body:
+                self._eof = True
+            if self._max_body is not None and self._received > self._max_body:
+                self._eof = True
+                raise RequestBodyTooLarge(
+                    f"the request body is larger than max_request_body ({self._max_body} bytes)"
+                )
+            if data:
+                return data
+        return b""
+
+    def _keep(self, pieces: list[bytes | memoryview]) -> None:
+        """A read that fails (the client left) leaves what it gathered to later reads."""
+        self._piece = b"".join(pieces)
+        self._pos = 0
 
     def read(self, size: int | None = -1) -> bytes:
         """Read ``size`` bytes, or to the end of the body when ``size`` is negative or None.
@@ -87,18 +106,38 @@ class WsgiInput:
         :raises ClientDisconnected: the client went away before the body was complete.
         :raises RequestBodyTooLarge: the body grew past ``max_request_body``.
         """
-        buffer = self._buffer
-        if size is None or size < 0:
-            while self._fill(READ_AHEAD_BYTES):
-                pass
-            data = bytes(buffer)
-            buffer.clear()
-            return data
-        while len(buffer) < size and self._fill(size - len(buffer)):
-            pass
-        data = bytes(buffer[:size])
-        del buffer[:size]
-        return data
+        piece = self._piece
+        pos = self._pos
+        if size is not None and size >= 0:
+            end = pos + size
+            if end <= len(piece):
+                # The common case: the piece covers the read.
+                self._pos = end
+                return piece[pos:end]  # the piece itself when it is read whole
+            wanted = size
+        else:
+            wanted = -1
+        pieces: list[bytes | memoryview] = [memoryview(piece)[pos:]] if pos < len(piece) else []
+        have = len(piece) - pos
+        self._piece = b""
+        self._pos = 0
+        try:
+            while wanted < 0 or have < wanted:
+                piece = self._next_piece(READ_AHEAD_BYTES if wanted < 0 else wanted - have)
+                if not piece:
+                    break
+                pieces.append(piece)
+                have += len(piece)
+        except ClientDisconnected:
+            self._keep(pieces)
+            raise
+        if 0 <= wanted < have:
+            # The last piece has more than the read wants: keep the rest for later.
+            kept = len(piece) - (have - wanted)
+            self._piece = piece
+            self._pos = kept
+            pieces[-1] = memoryview(piece)[:kept]
+        return b"".join(pieces)  # one bytes piece is returned as it is
 
     def readline(self, size: int | None = -1) -> bytes:
         """Read one line, ending with ``b"\\n"``, of at most ``size`` bytes when given.
@@ -108,23 +147,37 @@ class WsgiInput:
         :raises RequestBodyTooLarge: the body grew past ``max_request_body``.
         """
         limit = None if size is None or size < 0 else size
-        buffer = self._buffer
-        searched = 0
-        while True:
-            newline = buffer.find(b"\n", searched, limit)
-            if newline >= 0:
-                end = newline + 1
-                break
-            if limit is not None and len(buffer) >= limit:
-                end = limit
-                break
-            searched = len(buffer)
-            if not self._fill(1):
-                end = len(buffer) if limit is None else min(limit, len(buffer))
-                break
-        line = bytes(buffer[:end])
-        del buffer[:end]
-        return line
+        piece = self._piece
+        pos = self._pos
+        stop = len(piece) if limit is None else min(len(piece), pos + limit)
+        newline = piece.find(b"\n", pos, stop)
+        if newline >= 0 or stop - pos == limit:
+            # The common case: the line (or the size) ends in this piece.
+            end = stop if newline < 0 else newline + 1
+            self._pos = end
+            return piece[pos:end]
+        pieces: list[bytes | memoryview] = [memoryview(piece)[pos:]] if pos < len(piece) else []
+        have = len(piece) - pos
+        self._piece = b""
+        self._pos = 0
+        try:
+            while piece := self._next_piece(1):
+                stop = len(piece) if limit is None else min(len(piece), limit - have)
+                newline = piece.find(b"\n", 0, stop)
+                if newline >= 0 or stop < len(piece):
+                    end = stop if newline < 0 else newline + 1
+                    self._piece = piece
+                    self._pos = end
+                    pieces.append(memoryview(piece)[:end])
+                    break
+                pieces.append(piece)
+                have += len(piece)
+                if have == limit:
+                    break
+        except ClientDisconnected:
+            self._keep(pieces)
+            raise
+        return b"".join(pieces)
 
     def readlines(self, hint: int | None = -1) -> list[bytes]:
         """Read lines until the body ends or, with a positive ``hint``, ``hint`` bytes are read.

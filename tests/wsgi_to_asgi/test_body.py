@@ -92,6 +92,24 @@ async def test_wsgi_input_any_mix_over_small_messages(
         assert ours == expected
 
 
+@pytest.mark.anyio
+@pytest.mark.parametrize("kind", BODY_KINDS)
+async def test_wsgi_input_hands_out_bytes_whatever_buffer_the_server_sent(kind: str) -> None:
+    pieces = [bytearray(b"ab"), memoryview(b"cd\nef")]
+    server = Server(pieces)  # type: ignore[arg-type]  # what ASGI does not promise
+    read: list[bytes] = []
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        stream = environ["wsgi.input"]
+        read.extend([stream.read(1), stream.readline(), stream.read()])
+        start_response("200 OK", [])
+        return []
+
+    await serve(app, server, body_scope(kind, [b"abcd\nef"]))
+    assert read == [b"a", b"bcd\n", b"ef"]
+    assert [type(piece) for piece in read] == [bytes] * 3
+
+
 # 4. Disconnect mid-body, max_request_body --------------------------------------------
 
 

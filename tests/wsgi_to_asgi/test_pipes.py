@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -104,3 +105,96 @@ def test_body_pipe_read_takes_whole_messages_up_to_what_it_needs() -> None:
     assert pipe.read(3) == (b"abcd", True)
     assert pipe.read(100) == (b"ef", False)
     assert pipe.read(1) == (b"", False)
+
+
+def _start_reader(pipe: BodyPipe, wanted: int) -> tuple[threading.Thread, list[tuple[bytes, bool]]]:
+    results: list[tuple[bytes, bool]] = []
+    # A daemon: a read that never returns fails its test, not the whole run.
+    reader = threading.Thread(target=lambda: results.append(pipe.read(wanted)), daemon=True)
+    reader.start()
+    return reader, results
+
+
+def test_body_pipe_read_waits_for_a_full_pipe_first() -> None:
+    pipe = BodyPipe(limit=8, fill_wait=None)
+    reader, results = _start_reader(pipe, 2)
+    pipe.feed(b"abc", more_body=True)
+    reader.join(0.2)
+    assert reader.is_alive()  # what it wants is there, but the pipe is not full
+    pipe.feed(b"defgh", more_body=True)
+    reader.join(5)
+    assert results == [(b"abc", True)]
+    assert pipe.read(5) == (b"defgh", True)  # there: no wait
+
+
+def test_body_pipe_read_waits_for_a_full_pipe_only_so_long() -> None:
+    pipe = BodyPipe(limit=100, fill_wait=0.01)
+    reader, results = _start_reader(pipe, 2)
+    pipe.feed(b"abc", more_body=True)
+    reader.join(5)  # the pipe never fills: the read goes on with what it has
+    assert results == [(b"abc", True)]
+
+
+def test_body_pipe_read_waits_for_what_it_wants_not_for_each_message() -> None:
+    pipe = BodyPipe(limit=100, fill_wait=0)
+    reader, results = _start_reader(pipe, 10)
+    pipe.feed(b"abc", more_body=True)
+    reader.join(0.2)
+    assert reader.is_alive()  # 3 bytes of 10: the reader is not woken for them
+    pipe.feed(b"defghijkl", more_body=True)
+    reader.join(5)
+    assert results == [(b"abcdefghijkl", True)]
+
+
+@pytest.mark.parametrize("ending", ["full", "end", "close"])
+def test_body_pipe_read_is_woken_short_by_a_full_pipe_the_end_or_a_close(ending: str) -> None:
+    pipe = BodyPipe(limit=4)
+    reader, results = _start_reader(pipe, 10)  # more than the pipe may hold
+    if ending == "full":
+        pipe.feed(b"abcd", more_body=True)
+    else:
+        pipe.feed(b"ab", more_body=ending == "close")
+        if ending == "close":
+            pipe.close()
+    reader.join(5)
+    expected = {"full": (b"abcd", True), "end": (b"ab", False), "close": (b"ab", True)}
+    assert results == [expected[ending]]
+    if ending == "close":
+        with pytest.raises(ClientDisconnected):
+            pipe.read(1)
+
+
+def test_body_pipe_read_waits_again_and_again() -> None:
+    pipe = BodyPipe(limit=3)
+    read: list[bytes] = []
+
+    def reader() -> None:
+        more = True
+        while more:
+            data, more = pipe.read(2)
+            read.append(data)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    pieces = [b"a", b"b", b"cd", b"e", b"f", b"gh", b"i"]
+    for index, piece in enumerate(pieces):
+        while not pipe.has_room():  # as the loop would: the reader waits again each time
+            time.sleep(0.001)
+        pipe.feed(piece, more_body=index < len(pieces) - 1)
+    thread.join(5)
+    assert b"".join(read) == b"abcdefghi"
+    assert all(read)
+
+
+def test_body_pipe_has_room_below_its_limit_and_wakes_the_loop_only_then() -> None:
+    pipe = BodyPipe(limit=4)
+    assert pipe.has_room()
+    for piece in (b"ab", b"cd", b"ef"):
+        pipe.feed(piece, more_body=True)
+    assert not pipe.has_room()
+    woken: list[str] = []
+    assert not pipe.room_or_notify(lambda: woken.append("room"))
+    assert pipe.read(1) == (b"ab", True)
+    assert (woken, pipe.has_room()) == ([], False)  # still 4 bytes: no room yet
+    assert pipe.read(1) == (b"cd", True)
+    assert (woken, pipe.has_room()) == (["room"], True)

@@ -123,6 +123,27 @@ def test_body_at_the_limit_is_fine() -> None:
     assert body.read() == b"x" * 10
 
 
+def test_a_read_of_a_whole_message_hands_it_over_as_it_is() -> None:
+    first, second = b"x" * 1000, b"y" * 1000
+    body = WsgiInput(Messages([first, second, b"z" * 10]))
+    assert body.read(1000) is first  # no copy
+    assert body.read(10) == b"y" * 10
+    assert body.read(990) == b"y" * 990
+    assert body.read(20) == b"z" * 10
+    assert body.read(1) == b""
+
+
+@pytest.mark.parametrize("method", ["read", "readline"])
+def test_a_read_cut_off_by_a_disconnect_leaves_what_arrived_to_later_reads(method: str) -> None:
+    body = WsgiInput(Messages([b"ab", b"cd"], disconnect_at_end=True))
+    assert body.read(1) == b"a"
+    with pytest.raises(ClientDisconnected):
+        getattr(body, method)(10)
+    assert body.read(3) == b"bcd"
+    with pytest.raises(ClientDisconnected):
+        body.read(1)
+
+
 def test_file_wrapper_reads_blocks_and_closes() -> None:
     source = io.BytesIO(b"a" * 10)
     wrapper = FileWrapper(source, 4)
