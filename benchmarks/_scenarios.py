@@ -160,6 +160,12 @@ def targets(settings: Settings, baseline: _baseline.Baseline | None = None) -> d
         *_wsgi_contenders("flask", settings),
         *_wsgi_contenders("django", settings),
         _uvicorn("raw_asgi", "bare ASGI app, no adapter (ceiling)", "raw_asgi_app", settings),
+        _uvicorn(
+            "thread_hop",
+            "plain WSGI + one bare round trip to a worker thread (floor)",
+            "thread_hop_asgi_app",
+            settings,
+        ),
         _gunicorn("ours_asgi", "adapter.AsgiToWsgi + Starlette", "ours_asgi_to_wsgi()"),
         _gunicorn("a2wsgi_asgi", "a2wsgi ASGIMiddleware + Starlette", "a2wsgi_asgi_middleware()"),
         _gunicorn(

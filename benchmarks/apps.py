@@ -28,7 +28,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qs
 
 if TYPE_CHECKING:
@@ -221,6 +221,55 @@ def raw_asgi_app() -> ASGIApp:
         headers = [(b"content-type", b"text/plain"), (b"content-length", length)]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": answer})
+
+    return app
+
+
+def _call_bare(environ: Environ) -> tuple[int, list[tuple[str, str]], bytes]:
+    """:func:`wsgi_app` called as a server would, bare: status, headers and body."""
+    started: list[Any] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        started[:] = [int(status[:3]), headers]
+
+    body = b"".join(wsgi_app(environ, start_response))
+    return started[0], started[1], body
+
+
+def thread_hop_asgi_app() -> ASGIApp:
+    """:func:`wsgi_app` called in a worker thread per request, bare: the floor of the
+    WSGI-on-ASGI rows.
+
+    No adapter: the request goes to one of 40 threads through one shared queue, which
+    call the WSGI app with the least of an environ and hand status, headers and body
+    back with ``call_soon_threadsafe``.  Every design that runs the WSGI app off the
+    event loop makes this round trip; what such a bridge costs beyond it is its own.
+    """
+    import asyncio
+    import queue
+    import threading
+
+    jobs: queue.SimpleQueue[tuple[Any, Any, Any]] = queue.SimpleQueue()
+
+    def work() -> None:
+        while True:
+            loop, future, environ = jobs.get()
+            loop.call_soon_threadsafe(future.set_result, _call_bare(environ))
+
+    for _ in range(40):
+        threading.Thread(target=work, name="thread-hop", daemon=True).start()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            raise ValueError("this benchmark app serves http only")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[int, list[tuple[str, str]], bytes]] = loop.create_future()
+        environ = {"REQUEST_METHOD": scope["method"], "PATH_INFO": scope["path"]}
+        jobs.put((loop, future, environ))
+        status, headers, body = await future
+        encoded = [(name.lower().encode(), value.encode()) for name, value in headers]
+        await send({"type": "http.response.start", "status": status, "headers": encoded})
+        await send({"type": "http.response.body", "body": body})
 
     return app
 

@@ -344,7 +344,10 @@ READING = (
     "contender's thread pool, if smaller) divided by its 20 ms wait. An event's lateness is "
     "the client's time.monotonic() when its last byte arrived less the one the app wrote "
     "into it as it yielded it (one clock for every process on Linux). The "
-    "bare ASGI app on uvicorn is the server's ceiling with no adapter at all; AsgiToWsgi "
+    "bare ASGI app on uvicorn is the server's ceiling with no adapter at all; below it, "
+    "the WSGI hello called in one of 40 threads through one shared queue and handed back "
+    "with call_soon_threadsafe (plain WSGI plus one bare round trip to a worker thread) "
+    "is the floor of every bridge that runs the WSGI app off the loop; AsgiToWsgi "
     "around a bare ASGI hello shows the adapter's cost without Starlette's; the floor row "
     "(plain WSGI plus one bare round trip to a loop thread) bounds every bridge that runs "
     'the ASGI app on a loop thread, whatever its own cost. A row "with '

@@ -246,7 +246,9 @@ def run(
             "load_average": load,
         }
     wanted = {
-        "rps": _with_twins(["ours", "a2wsgi", "asgiref", "gunicorn", "raw_asgi"], everyone),
+        "rps": _with_twins(
+            ["ours", "a2wsgi", "asgiref", "gunicorn", "thread_hop", "raw_asgi"], everyone
+        ),
         "asgi": _with_twins(
             ["ours_asgi", "a2wsgi_asgi", "gunicorn", "ours_asgi_bare", "loop_hop"], everyone
         ),
