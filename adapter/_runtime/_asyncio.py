@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 import sys
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
@@ -30,12 +31,14 @@ import anyio
 
 from adapter._runtime.calls import CoroutineFunction, Outcome
 from adapter._runtime.fork import forget_in_child
-from adapter._runtime.handle import LoopHandle, Waiter, guarded, settle
+from adapter._runtime.handle import LoopHandle, Waiter, settle
 from adapter._runtime.handoff import Handoff
 
 __all__ = ["AsyncioLoop", "running_loop", "spawn", "spawn_threadsafe"]
 
 AsyncFunction = Callable[..., Coroutine[Any, Any, object]]
+
+logger = logging.getLogger("adapter")
 
 # The tasks started here that have started and not ended.
 _running: set[asyncio.Task[Any]] = set()
@@ -88,7 +91,9 @@ class AsyncioLoop(LoopHandle):
         return limiter
 
     def spawn_soon(self, async_fn: Callable[..., Awaitable[object]], *args: Any) -> None:
-        spawn_threadsafe(self.loop, guarded, async_fn, args)
+        # One task per AsgiToWsgi request: the lean path of spawn_threadsafe (no
+        # if_unstarted, the error logging in the one wrapper coroutine).
+        self.loop.call_soon_threadsafe(_make_logged_task, self.loop, async_fn, args)
 
     def submit(self, coro_fn: CoroutineFunction, context: contextvars.Context) -> Handoff[Outcome]:
         return self._settled_by_a_task(spawn_threadsafe, coro_fn, context)
@@ -184,6 +189,30 @@ def _make_task(
                 if_unstarted()
 
         task.add_done_callback(answer_if_unstarted)
+
+
+def _make_logged_task(
+    loop: asyncio.AbstractEventLoop,
+    async_fn: Callable[..., Awaitable[object]],
+    args: tuple[Any, ...],
+) -> None:
+    coro = _kept_logged(async_fn, args)
+    if sys.version_info >= (3, 12):
+        asyncio.Task(coro, loop=loop, eager_start=True)
+    else:
+        loop.create_task(coro)
+
+
+async def _kept_logged(async_fn: Callable[..., Awaitable[object]], args: tuple[Any, ...]) -> None:
+    task = asyncio.current_task()
+    assert task is not None
+    _running.add(task)
+    try:
+        await async_fn(*args)
+    except Exception:
+        logger.exception("a task on the adapter event loop failed")
+    finally:
+        _running.discard(task)
 
 
 async def _kept(async_fn: AsyncFunction, args: tuple[Any, ...], began: list[bool]) -> None:

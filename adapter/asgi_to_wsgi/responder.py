@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -48,8 +48,6 @@ if TYPE_CHECKING:
 __all__ = ["AsgiToWsgiResponder"]
 
 logger = logging.getLogger("adapter")
-
-T = TypeVar("T")
 
 
 class _NoResponse(Exception):
@@ -100,15 +98,15 @@ class AsgiToWsgiResponder:
         self._task_done = False
         self._task_error: BaseException | None = None
         self._final: tuple[Handoff[Chunk], bytes] | None = None
-        self._grace = GraceCancel()
-        self._task_outcome: Handoff[BaseException | None] = Handoff()
+        self._grace = GraceCancel(loop.new_cancel_scope)
+        # Who waits for the task's end (finish() while it still runs), if anyone.
+        self._end_watch: Handoff[BaseException | None] | None = None
+        # Both threads: set by the loop at the task's end, _task_ended last; read by
+        # finish(), which then needs no hop to learn how the task ended.
+        self._late_error: BaseException | None = None
+        self._task_ended = False
 
     # ---- request thread -------------------------------------------------------------
-
-    def _wait(self, handoff: Handoff[T]) -> T:
-        # The one place the request thread blocks (issue 4 point 6): through the
-        # mailbox, so work the app posts to this thread runs while it waits.
-        return self._mailbox.wait(handoff)
 
     def respond(self, start_response: StartResponse) -> Iterable[bytes]:
         """Start the app, wait for its response start and first body message.
@@ -140,7 +138,9 @@ class AsgiToWsgiResponder:
         self._wanted = first
         self._loop.spawn_soon(self._run_app)
         try:
-            body, more = self._wait(first)
+            # The request thread blocks only in its mailbox (issue 4 point 6), so work
+            # the app posts to this thread runs while it waits.
+            body, more = self._mailbox.wait(first)
         except _NoResponse:
             self.finish(complete=False)
             return self._answer_unreadable_body(start_response)
@@ -199,7 +199,7 @@ class AsgiToWsgiResponder:
         wanted: Handoff[Chunk] = Handoff()
         self._loop.call_soon_threadsafe(self._loop_want, wanted)
         try:
-            chunk = self._wait(wanted)
+            chunk = self._mailbox.wait(wanted)
         except BaseException as exc:
             self._reported_error = exc  # the server has it now; close() must not repeat it
             raise
@@ -212,10 +212,13 @@ class AsgiToWsgiResponder:
             return
         self._closed = True
         gone = not (complete and self._response_complete_seen)
-        if gone and not self._task_outcome.done():
-            self._loop.call_soon_threadsafe(self._loop_client_gone)
         try:
-            late_error = self._wait(self._task_outcome)
+            if self._task_ended:  # the usual case: it ended before the response went
+                late_error = self._late_error
+            else:
+                ended: Handoff[BaseException | None] = Handoff()
+                self._loop.call_soon_threadsafe(self._loop_watch_end, ended, gone)
+                late_error = self._mailbox.wait(ended)
         finally:
             self._mailbox.close()
         if late_error is not None and late_error is not self._reported_error:
@@ -274,6 +277,14 @@ class AsgiToWsgiResponder:
             self._body_broken = True
         self._wake()
 
+    def _loop_watch_end(self, ended: Handoff[BaseException | None], gone: bool) -> None:
+        if self._task_ended:
+            ended.set_result(self._late_error)
+            return
+        self._end_watch = ended
+        if gone:
+            self._loop_client_gone()
+
     def _loop_client_gone(self) -> None:
         self._client_gone = True
         self._wake()
@@ -299,20 +310,28 @@ class AsgiToWsgiResponder:
         self._task_error = error
         self._wake()
         wanted, self._wanted = self._wanted, None
+        failure: BaseException | None = None
         if wanted is not None:
             if self._start is None and (self._client_gone or self._body_broken):
                 # It was told of the disconnect: returning is its answer (ASGI spec).
-                wanted.set_exception(_NoResponse())
+                failure = _NoResponse()
             elif error is not None and not self._client_gone:
-                wanted.set_exception(error)
-                error = None  # reported through the response; not again at close()
+                failure, error = error, None  # reported through the response, not at close()
             elif self._start is None:
-                wanted.set_exception(
-                    ProtocolError("the ASGI app returned without sending 'http.response.start'")
+                failure = ProtocolError(
+                    "the ASGI app returned without sending 'http.response.start'"
                 )
+        # Published before the request thread is woken: a wake-up lets go of the GIL,
+        # and the woken thread may reach finish() before this thread runs on.
+        self._late_error = error
+        self._task_ended = True
+        if self._end_watch is not None:
+            self._end_watch.set_result(error)
+        if wanted is not None:
+            if failure is not None:
+                wanted.set_exception(failure)
             else:
                 wanted.set_result((b"", False))
-        self._task_outcome.set_result(error)
         self._deliver_final()
 
     async def _receive(self) -> Message:

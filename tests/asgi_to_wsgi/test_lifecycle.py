@@ -18,10 +18,19 @@ import pytest
 
 import adapter.asgi_to_wsgi.cancel
 from adapter import AsgiToWsgi, LifespanFailed
+from adapter._runtime.handoff import Handoff
 from adapter._runtime.shared_loop import get_loop
 from adapter._types import ASGIApp, Message, Receive, Scope, Send
 from adapter.asgi_to_wsgi.cancel import GraceCancel
-from tests.asgi_to_wsgi.test_app import backend, call, make_environ, open_response, respond
+from adapter.asgi_to_wsgi.response import ResponseBody
+from tests.asgi_to_wsgi.test_app import (
+    Started,
+    backend,
+    call,
+    make_environ,
+    open_response,
+    respond,
+)
 from tests.servers import run_python
 
 __all__ = ["backend"]  # the fixture, re-used
@@ -251,6 +260,45 @@ def test_completed_response_waits_for_the_app_to_return(backend: str) -> None:
 
     call(AsgiToWsgi(app, lifespan="off", backend=backend))
     assert ran == ["background"]
+
+
+def test_an_error_raised_after_the_response_while_close_waits_reaches_close(
+    backend: str,
+) -> None:
+    # close() finds the task still running, asks the loop to tell it of the end, and
+    # gets the error the app raised after its response.
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await respond(send, b"done")
+        await anyio.sleep(0.01)  # close() is waiting by now, or soon
+        raise ValueError("broken in the background")
+
+    _, iterator, iterable = open_response(
+        AsgiToWsgi(app, lifespan="off", backend=backend), make_environ()
+    )
+    assert b"".join(iterator) == b"done"
+    with pytest.raises(ValueError, match="broken in the background"):
+        iterable.close()
+
+
+def test_the_loop_answers_a_watch_for_a_task_that_ended_meanwhile(backend: str) -> None:
+    # finish() looked before the task ended; by the time its callback runs on the loop,
+    # the task has ended: the answer is given at once, and no grace is armed.
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await respond(send, b"done")
+
+    body = AsgiToWsgi(app, lifespan="off", backend=backend)(make_environ(), Started())
+    assert isinstance(body, ResponseBody)
+    assert b"".join(body) == b"done"
+    responder = body._responder
+    assert responder._task_ended
+    ended: Handoff[BaseException | None] = Handoff()
+    shared = get_loop(backend)
+    assert shared.portal is not None
+    shared.portal.call(responder._loop_watch_end, ended, True)
+    assert ended.done()
+    assert ended.result() is None
+    assert not responder._client_gone
+    body.close()
 
 
 # ---- point 1: requests run concurrently as tasks on one loop -------------------------------

@@ -11,6 +11,7 @@ import asyncio
 import concurrent.futures
 import contextvars
 import gc
+import logging
 import sys
 import threading
 import weakref
@@ -205,3 +206,52 @@ def test_spawn_threadsafe_on_a_closed_loop_raises() -> None:
 
     with pytest.raises(RuntimeError, match="closed"):
         _tasks.spawn_threadsafe(loop, never)
+
+
+def test_spawn_soon_runs_the_coroutine_in_a_referenced_task_in_the_callers_context(
+    loop_thread: LoopThread,
+) -> None:
+    # AsgiToWsgi's per-request start: no task group, kept referenced while it runs.
+    release: concurrent.futures.Future[tuple[asyncio.Future[None], weakref.ref[object]]]
+    release = concurrent.futures.Future()
+    ended: concurrent.futures.Future[tuple[str, str, bool]] = concurrent.futures.Future()
+
+    async def wait_on_a_future_of_its_own(word: str) -> None:
+        future = asyncio.get_running_loop().create_future()
+        release.set_result((future, weakref.ref(asyncio.current_task())))
+        await future
+        in_loop_thread = threading.current_thread() is loop_thread.thread
+        ended.set_result((word, where.get(), in_loop_thread))
+
+    token = where.set("the calling thread's")
+    try:
+        _tasks.AsyncioLoop(loop_thread.loop).spawn_soon(wait_on_a_future_of_its_own, "hello")
+    finally:
+        where.reset(token)
+    future, task = release.result(timeout=10)
+    loop_thread.run(gc.collect)
+    assert task() is not None
+    assert loop_thread.run(lambda: task() in _tasks._running)
+    loop_thread.loop.call_soon_threadsafe(future.set_result, None)
+    del future
+    assert ended.result(timeout=10) == ("hello", "the calling thread's", True)
+    loop_thread.run(lambda: None)
+    assert not loop_thread.run(lambda: task() in _tasks._running)
+
+
+def test_spawn_soon_logs_what_escapes_the_coroutine(
+    loop_thread: LoopThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def fail() -> None:
+        raise ValueError("escaped")
+
+    reported: list[object] = []
+    loop_thread.loop.set_exception_handler(lambda _, context: reported.append(context))
+    with caplog.at_level(logging.ERROR, logger="adapter"):
+        _tasks.AsyncioLoop(loop_thread.loop).spawn_soon(fail)
+        loop_thread.run(lambda: None)
+        loop_thread.run(lambda: None)
+        loop_thread.run(gc.collect)
+    assert "a task on the adapter event loop failed" in caplog.text
+    assert "escaped" in caplog.text
+    assert reported == []  # handled in the task: nothing left for asyncio to report
