@@ -3,18 +3,22 @@
 Two threads share a responder, and each attribute belongs to one of them:
 
 - the WSGI server's request thread calls :meth:`AsgiToWsgiResponder.respond`, then
-  iterates and closes the :class:`adapter.asgi_to_wsgi.response.ResponseBody` it returns.  It
-  never blocks in a plain wait: every wait goes through :meth:`_wait`, i.e. the
-  request's :class:`adapter._runtime.mailbox.ThreadMailbox`, so it runs work the app posts to it
+  iterates and closes the :class:`adapter.asgi_to_wsgi.response.ResponseBody` it returns
+  (or, when the whole response came at once and the task has ended cleanly, a plain
+  list: the request is finished before it is returned).  It never blocks in a plain
+  wait: every wait goes through the request's
+  :class:`adapter._runtime.mailbox.ThreadMailbox`, so it runs work the app posts to it
   meanwhile (request body reads here, and thread-sensitive ``sync_to_async`` calls);
 - the shared loop thread runs the app's task (:meth:`_run_app`, ``receive``, ``send``)
   and the ``_loop_*`` callbacks the request thread schedules.
 
 Hand-offs per request are counted, because they are the cost: one hop to the loop to
 start the task (with a small body already read), one hop back carrying the response
-start and the first body message together.  A streamed response costs one round trip
-per chunk, and that round trip is the backpressure: ``send()`` returns only once the
-server has asked for the next chunk, so at most one chunk is ever in flight.
+start and the first body message together, and, when the app's task ended in the same
+step, the news of its end: then close() has nothing to wait for.  A streamed response
+costs one round trip per chunk, and that round trip is the backpressure: ``send()``
+returns only once the server has asked for the next chunk, so at most one chunk is
+ever in flight.
 """
 
 from __future__ import annotations
@@ -161,6 +165,12 @@ class AsgiToWsgiResponder:
         except BaseException:
             self.finish(complete=False)
             raise
+        if not more and self._task_ended and self._late_error is None:
+            # The usual end: the whole body is here and the task ended cleanly, so
+            # close() would have nothing left to wait for or report.  Finished now,
+            # the server gets a plain list.
+            self.finish(complete=True)
+            return [body] if body else []
         return ResponseBody(self, body, more)
 
     def _answer_unreadable_body(self, start_response: StartResponse) -> Iterable[bytes]:
@@ -417,8 +427,9 @@ class AsgiToWsgiResponder:
         self._wake()
         # The last chunk is handed over once this task step is over (at the task's end,
         # or at the loop's next turn if the app carries on, e.g. background tasks), not
-        # now: woken now, the request thread would only wait for the GIL while this
-        # thread finishes the task, and close() would find the task still running.
+        # now: woken now, the request thread would run while this thread still has the
+        # task to finish, and close() would find it running and wait for it (a second
+        # round trip).
         self._final = (wanted, body)
         self._loop.call_soon(self._deliver_final)
 

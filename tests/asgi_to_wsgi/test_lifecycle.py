@@ -22,7 +22,9 @@ from adapter._runtime.handoff import Handoff
 from adapter._runtime.shared_loop import get_loop
 from adapter._types import ASGIApp, Message, Receive, Scope, Send
 from adapter.asgi_to_wsgi.cancel import GraceCancel
+from adapter.asgi_to_wsgi.responder import AsgiToWsgiResponder
 from adapter.asgi_to_wsgi.response import ResponseBody
+from adapter.asgi_to_wsgi.scope import build_scope
 from tests.asgi_to_wsgi.test_app import (
     Started,
     backend,
@@ -280,16 +282,50 @@ def test_an_error_raised_after_the_response_while_close_waits_reaches_close(
         iterable.close()
 
 
+def responder_for(app: ASGIApp, backend: str) -> AsgiToWsgiResponder:
+    environ = make_environ()
+    return AsgiToWsgiResponder(app, build_scope(environ), environ, get_loop(backend))
+
+
+def test_a_complete_response_of_an_ended_task_is_finished_before_it_is_returned(
+    backend: str,
+) -> None:
+    # Nothing is left for close() to wait for or report: the server gets a plain list,
+    # and the request's mailbox is closed already.
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await respond(send, b"done")
+
+    responder = responder_for(app, backend)
+    body = responder.respond(Started())
+    assert body == [b"done"]
+    assert responder._mailbox.closed
+
+
+def test_a_response_is_not_finished_early_while_close_has_an_error_to_report(
+    backend: str,
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await respond(send, b"done")
+        raise ValueError("after the response")
+
+    responder = responder_for(app, backend)
+    body = responder.respond(Started())
+    assert isinstance(body, ResponseBody)
+    assert not responder._mailbox.closed
+    assert b"".join(body) == b"done"
+    with pytest.raises(ValueError, match="after the response"):
+        body.close()
+    assert responder._mailbox.closed
+
+
 def test_the_loop_answers_a_watch_for_a_task_that_ended_meanwhile(backend: str) -> None:
     # finish() looked before the task ended; by the time its callback runs on the loop,
     # the task has ended: the answer is given at once, and no grace is armed.
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await respond(send, b"done")
 
-    body = AsgiToWsgi(app, lifespan="off", backend=backend)(make_environ(), Started())
-    assert isinstance(body, ResponseBody)
-    assert b"".join(body) == b"done"
-    responder = body._responder
+    responder = responder_for(app, backend)
+    assert responder.respond(Started()) == [b"done"]
     assert responder._task_ended
     ended: Handoff[BaseException | None] = Handoff()
     shared = get_loop(backend)
@@ -298,7 +334,6 @@ def test_the_loop_answers_a_watch_for_a_task_that_ended_meanwhile(backend: str) 
     assert ended.done()
     assert ended.result() is None
     assert not responder._client_gone
-    body.close()
 
 
 # ---- point 1: requests run concurrently as tasks on one loop -------------------------------
