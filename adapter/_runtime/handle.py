@@ -75,6 +75,13 @@ class LoopHandle:
         """A fresh event that a task of this loop can await and the loop can set."""
         raise NotImplementedError
 
+    def prepare_spawning(self) -> Callable[[], None]:
+        """Set up what makes :meth:`spawn_soon` cheaper; on the loop's thread, in a task.
+
+        :returns: what undoes it, to call on the loop's thread before the loop ends.
+        """
+        return _nothing
+
     def spawn_soon(self, async_fn: Callable[..., Awaitable[object]], *args: Any) -> None:
         """Start ``async_fn(*args)`` as a task on the loop; from any thread but the loop's.
 
@@ -145,6 +152,10 @@ class LoopHandle:
                     with contextlib.suppress(anyio.get_cancelled_exc_class()):
                         await call.waiter.wait()
             raise
+
+
+def _nothing() -> None:
+    """What undoes nothing."""
 
 
 def _leave(call: ThreadCall) -> bool:

@@ -102,9 +102,13 @@ class SharedLoop:
         async with BlockingPortal() as portal:
             self.portal = portal
             self._handle = current_loop()
-            with anyio.CancelScope() as self._stop_scope:
-                self._ready.set()
-                await anyio.sleep_forever()
+            undo = self._handle.prepare_spawning()
+            try:
+                with anyio.CancelScope() as self._stop_scope:
+                    self._ready.set()
+                    await anyio.sleep_forever()
+            finally:
+                undo()
 
     def stop(self, timeout: float = 10.0) -> None:
         """End the loop's thread (its tasks are cancelled); from another thread.

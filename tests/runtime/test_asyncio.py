@@ -255,3 +255,45 @@ def test_spawn_soon_logs_what_escapes_the_coroutine(
     assert "a task on the adapter event loop failed" in caplog.text
     assert "escaped" in caplog.text
     assert reported == []  # handled in the task: nothing left for asyncio to report
+
+
+def test_a_prepared_loop_starts_tasks_through_its_own_socket_pair(
+    loop_thread: LoopThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The shared loop's way: starts queued from many threads at once all run, each in
+    # the context of the thread that asked, and what escapes a task is logged.
+    handle = _tasks.AsyncioLoop(loop_thread.loop)
+    undo = loop_thread.run(handle.prepare_spawning)
+    assert callable(undo)
+    seen: list[tuple[int, str]] = []
+    all_done = threading.Event()
+    count = 8 * 200
+
+    async def report(number: int) -> None:
+        seen.append((number, where.get()))
+        if len(seen) == count:
+            all_done.set()
+
+    async def fail() -> None:
+        raise ValueError("escaped a started task")
+
+    def starter(first: int) -> None:
+        where.set(f"thread {first}")
+        for number in range(first, first + 200):
+            handle.spawn_soon(report, number)
+
+    with caplog.at_level(logging.ERROR, logger="adapter"):
+        threads = [threading.Thread(target=starter, args=(n * 200,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        handle.spawn_soon(fail)
+        for thread in threads:
+            thread.join(10)
+        assert all_done.wait(10)
+        loop_thread.run(lambda: None)
+    assert sorted(number for number, _ in seen) == list(range(count))
+    assert all(context == f"thread {number // 200 * 200}" for number, context in seen)
+    assert "escaped a started task" in caplog.text
+    loop_thread.run(undo)
+    with pytest.raises(RuntimeError, match="closed"):
+        handle.spawn_soon(report, -1)
