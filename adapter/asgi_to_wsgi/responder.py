@@ -43,6 +43,7 @@ from adapter.asgi_to_wsgi.input_reader import (
 )
 from adapter.asgi_to_wsgi.response import ResponseBody, internal_server_error, plain_response
 from adapter.asgi_to_wsgi.scope import status_line, wsgi_headers
+from adapter.asgi_to_wsgi.steps import stepped
 from adapter.exceptions import ClientGone, ProtocolError
 
 if TYPE_CHECKING:
@@ -307,7 +308,8 @@ class AsgiToWsgiResponder:
         current_mailbox.set(self._mailbox)
         error: BaseException | None = None
         try:
-            await self._grace.run(self._app, self._scope, self._receive, self._send)
+            app = self._grace.run(self._app, self._scope, self._receive, self._send)
+            await stepped(app, self._deliver_final)
         except BaseException as exc:
             error = exc
             if not isinstance(exc, Exception):
@@ -426,12 +428,11 @@ class AsgiToWsgiResponder:
         self._response_complete = True
         self._wake()
         # The last chunk is handed over once this task step is over (at the task's end,
-        # or at the loop's next turn if the app carries on, e.g. background tasks), not
-        # now: woken now, the request thread would run while this thread still has the
-        # task to finish, and close() would find it running and wait for it (a second
-        # round trip).
+        # or as the task suspends if the app carries on, e.g. background tasks: see
+        # stepped()), not now: woken now, the request thread would run while this
+        # thread still has the task to finish, and close() would find it running and
+        # wait for it (a second round trip).
         self._final = (wanted, body)
-        self._loop.call_soon(self._deliver_final)
 
     def _deliver_final(self) -> None:
         if self._final is not None:

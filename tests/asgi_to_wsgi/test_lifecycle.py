@@ -282,6 +282,40 @@ def test_an_error_raised_after_the_response_while_close_waits_reaches_close(
         iterable.close()
 
 
+def test_the_response_goes_out_while_the_app_carries_on_after_it(backend: str) -> None:
+    # Background work after the last body message: the body is handed over as the
+    # task suspends, not when it ends; close() then waits for the end.
+    carry_on: list[anyio.Event] = []
+    ran: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        carry_on.append(anyio.Event())
+        await respond(send, b"done")
+        await carry_on[0].wait()
+        ran.append("background")
+
+    shared = get_loop(backend)
+    assert shared.portal is not None
+    answered, closed = threading.Event(), threading.Event()
+    seen: list[object] = []
+
+    def request_thread() -> None:  # a thread of its own, so that this test can not hang
+        body = responder_for(app, backend).respond(Started())
+        seen.append(type(body))
+        answered.set()
+        seen.append(b"".join(body))
+        getattr(body, "close", lambda: None)()
+        closed.set()
+
+    threading.Thread(target=request_thread, daemon=True).start()
+    returned_first = answered.wait(10)  # while the app waits for carry_on
+    shared.portal.call(carry_on[0].set)
+    assert closed.wait(10)
+    assert returned_first
+    assert seen == [ResponseBody, b"done"]
+    assert ran == ["background"]
+
+
 def responder_for(app: ASGIApp, backend: str) -> AsgiToWsgiResponder:
     environ = make_environ()
     return AsgiToWsgiResponder(app, build_scope(environ), environ, get_loop(backend))
