@@ -72,7 +72,12 @@ class AsyncioLoop(LoopHandle):
         self._starter: _Starter | None = None
 
     def prepare_spawning(self) -> Callable[[], None]:
-        starter = self._starter = _Starter(self.loop)
+        try:
+            starter = _Starter(self.loop)
+        except NotImplementedError:
+            # A loop with no add_reader (Windows' proactor loop): call_soon_threadsafe.
+            return super().prepare_spawning()
+        self._starter = starter
         return starter.close
 
     def identity(self) -> object:
@@ -213,6 +218,7 @@ class _Starter:
     closed on the loop's thread (:meth:`AsyncioLoop.prepare_spawning`).
 
     :param loop: the running loop of this thread.
+    :raises NotImplementedError: if ``loop`` has no ``add_reader`` (Windows' proactor).
     """
 
     __slots__ = ("_ear", "_loop", "_mouth", "_pending")
@@ -225,7 +231,12 @@ class _Starter:
         self._ear, self._mouth = socket.socketpair()
         self._ear.setblocking(False)
         self._mouth.setblocking(False)
-        loop.add_reader(self._ear.fileno(), self._start_pending)
+        try:
+            loop.add_reader(self._ear.fileno(), self._start_pending)
+        except NotImplementedError:
+            self._ear.close()
+            self._mouth.close()
+            raise
 
     def start_soon(
         self,

@@ -297,3 +297,29 @@ def test_a_prepared_loop_starts_tasks_through_its_own_socket_pair(
     loop_thread.run(undo)
     with pytest.raises(RuntimeError, match="closed"):
         handle.spawn_soon(report, -1)
+
+
+def test_a_loop_without_add_reader_starts_tasks_the_plain_way() -> None:
+    # Windows' proactor loop has no add_reader: spawn_soon keeps call_soon_threadsafe.
+    class NoReaders(asyncio.SelectorEventLoop):
+        def add_reader(self, *args: object) -> None:
+            raise NotImplementedError
+
+    loop_thread = LoopThread(NoReaders())
+    try:
+        handle = _tasks.AsyncioLoop(loop_thread.loop)
+        undo = loop_thread.run(handle.prepare_spawning)
+        seen: concurrent.futures.Future[str] = concurrent.futures.Future()
+
+        async def report() -> None:
+            seen.set_result(where.get())
+
+        token = where.set("the caller's")
+        try:
+            handle.spawn_soon(report)
+        finally:
+            where.reset(token)
+        assert seen.result(timeout=10) == "the caller's"
+        loop_thread.run(undo)
+    finally:
+        loop_thread.stop()
