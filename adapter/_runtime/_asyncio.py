@@ -3,15 +3,17 @@
 - :class:`AsyncioLoop` is the :class:`~adapter._runtime.handle.LoopHandle` of an asyncio
   loop;
 - :func:`running_loop` names the asyncio loop of this thread, if any;
-- :func:`spawn` and :func:`spawn_threadsafe` start the bridges' tasks: ``AsgiToWsgi`` one
-  per request, ``async_to_sync`` one per call on the outer loop.
+- :func:`spawn` and :func:`spawn_threadsafe` start ``async_to_sync``'s tasks (one per
+  call on the outer loop), and :meth:`AsyncioLoop.spawn_soon` ``AsgiToWsgi``'s (one per
+  request, through the shared loop's :class:`_Starter` once it is prepared).
 
 Only asyncio's public API is used.  A task is made on the loop's thread (on Python 3.12+
 with ``eager_start``, so its first step runs at once); from another thread it is made in
-a ``call_soon_threadsafe`` callback.  A task started here stays referenced until it ends
-(asyncio keeps only weak references to tasks): it puts itself in a set when it starts
-and takes itself out when it ends, so no done callback costs a loop pass after it;
-before its first step the loop's ready queue holds it.  A task cancelled before its first
+a ``call_soon_threadsafe`` callback, or by the :class:`_Starter`'s reader.  A task
+started here stays referenced until it ends (asyncio keeps only weak references to
+tasks): it puts itself in a set when it starts and takes itself out when it ends, so no
+done callback costs a loop pass after it; before its first step the loop's ready queue
+holds it.  A task cancelled before its first
 step never runs its coroutine (asyncio throws the cancellation into the unstarted
 coroutine): whoever waits for its answer passes ``if_unstarted``, called then instead.
 """
