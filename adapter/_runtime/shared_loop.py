@@ -23,6 +23,7 @@ Interface (for ``adapter.asgi_to_wsgi.app``, ``adapter.sync`` and tests):
 - :meth:`SharedLoop.spawn_soon` starts a task on the loop from another thread; the task
   must handle its own errors (anything escaping is logged, never raised elsewhere).
 - :meth:`SharedLoop.clock` is the loop's clock for callbacks running on it.
+- :meth:`SharedLoop.new_cancel_scope` makes an anyio cancel scope in a task of the loop.
 - :meth:`SharedLoop.in_loop_thread` tells whether the caller runs on the loop thread.
 """
 
@@ -73,10 +74,13 @@ class SharedLoop:
             ["adapter-loop", backend, *sorted(k for k, v in backend_options.items() if v)]
         )
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        # The thread's ident, known once it started (Thread.ident is a property).
+        self._ident: int | None = None
 
     def _start(self) -> None:
         self.alive = True
         self.thread.start()
+        self._ident = self.thread.ident
         if not self._ready.wait(_START_TIMEOUT):
             raise RuntimeError(f"the adapter {self.backend} loop did not start in time")
         if self._failure is not None:
@@ -98,9 +102,13 @@ class SharedLoop:
         async with BlockingPortal() as portal:
             self.portal = portal
             self._handle = current_loop()
-            with anyio.CancelScope() as self._stop_scope:
-                self._ready.set()
-                await anyio.sleep_forever()
+            undo = self._handle.prepare_spawning()
+            try:
+                with anyio.CancelScope() as self._stop_scope:
+                    self._ready.set()
+                    await anyio.sleep_forever()
+            finally:
+                undo()
 
     def stop(self, timeout: float = 10.0) -> None:
         """End the loop's thread (its tasks are cancelled); from another thread.
@@ -114,7 +122,7 @@ class SharedLoop:
 
     def in_loop_thread(self) -> bool:
         """True when called on this loop's own thread."""
-        return threading.get_ident() == self.thread.ident
+        return threading.get_ident() == self._ident
 
     def clock(self) -> float:
         """The loop's clock (what ``anyio.current_time()`` says); on the loop thread only.
@@ -123,6 +131,11 @@ class SharedLoop:
         """
         assert self._handle is not None
         return self._handle.time()
+
+    def new_cancel_scope(self) -> anyio.CancelScope:
+        """A new :class:`anyio.CancelScope`, the cheap way; in a task of this loop."""
+        assert self._handle is not None
+        return self._handle.new_cancel_scope()
 
     def call_soon_threadsafe(self, callback: Callable[..., object], *args: Any) -> None:
         """Run ``callback(*args)`` on the loop thread soon; callable from any thread.

@@ -3,7 +3,8 @@
 Each WSGI request runs the ASGI app as a task on the process-wide loop of
 :mod:`adapter._runtime.shared_loop` (one thread per process, shared by every instance,
 started by the first request and anew in a forked child);
-:mod:`adapter.asgi_to_wsgi.responder` serves the request,
+:mod:`adapter.asgi_to_wsgi.responder` serves the request (the app's task is
+:mod:`adapter.asgi_to_wsgi.app_task`),
 :mod:`adapter.asgi_to_wsgi.lifespan` runs the lifespan protocol, and
 :mod:`adapter.asgi_to_wsgi.scope` translates the environ.
 """

@@ -3,34 +3,36 @@
 Two threads share a responder, and each attribute belongs to one of them:
 
 - the WSGI server's request thread calls :meth:`AsgiToWsgiResponder.respond`, then
-  iterates and closes the :class:`adapter.asgi_to_wsgi.response.ResponseBody` it returns.  It
-  never blocks in a plain wait: every wait goes through :meth:`_wait`, i.e. the
-  request's :class:`adapter._runtime.mailbox.ThreadMailbox`, so it runs work the app posts to it
+  iterates and closes the :class:`adapter.asgi_to_wsgi.response.ResponseBody` it returns
+  (or, when the whole response came at once and the task has ended cleanly, a plain
+  list: the request is finished before it is returned).  It never blocks in a plain
+  wait: every wait goes through the request's
+  :class:`adapter._runtime.mailbox.ThreadMailbox`, so it runs work the app posts to it
   meanwhile (request body reads here, and thread-sensitive ``sync_to_async`` calls);
-- the shared loop thread runs the app's task (:meth:`_run_app`, ``receive``, ``send``)
-  and the ``_loop_*`` callbacks the request thread schedules.
+- the shared loop thread runs the app's task (``_run_app``, ``receive``, ``send``)
+  and the ``_loop_*`` callbacks the request thread schedules: that half is
+  :class:`adapter.asgi_to_wsgi.app_task.AppTask`, which the responder builds on.
 
 Hand-offs per request are counted, because they are the cost: one hop to the loop to
 start the task (with a small body already read), one hop back carrying the response
-start and the first body message together.  A streamed response costs one round trip
-per chunk, and that round trip is the backpressure: ``send()`` returns only once the
-server has asked for the next chunk, so at most one chunk is ever in flight.
+start and the first body message together, and, when the app's task ended in the same
+step, the news of its end: then close() has nothing to wait for.  A streamed response
+costs one round trip per chunk, and that round trip is the backpressure: ``send()``
+returns only once the server has asked for the next chunk, so at most one chunk is
+ever in flight.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar
-
-import anyio
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from adapter._runtime.handoff import Handoff
-from adapter._runtime.mailbox import MailboxClosed, ThreadMailbox, current_mailbox
+from adapter._runtime.mailbox import ThreadMailbox
 from adapter._runtime.shared_loop import SharedLoop
-from adapter._types import ASGIApp, Environ, Message, Scope
-from adapter.asgi_to_wsgi.cancel import GraceCancel
+from adapter._types import ASGIApp, Environ, Scope
+from adapter.asgi_to_wsgi.app_task import AppTask, NoResponse
 from adapter.asgi_to_wsgi.input_reader import (
     BODY_PIECE_SIZE,
     LARGEST_CONTENT_LENGTH,
@@ -38,8 +40,6 @@ from adapter.asgi_to_wsgi.input_reader import (
     InputReader,
 )
 from adapter.asgi_to_wsgi.response import ResponseBody, internal_server_error, plain_response
-from adapter.asgi_to_wsgi.scope import status_line, wsgi_headers
-from adapter.exceptions import ClientGone, ProtocolError
 
 if TYPE_CHECKING:
     # typeshed's protocol, so type checkers accept us wherever a WSGI app is expected.
@@ -49,14 +49,8 @@ __all__ = ["AsgiToWsgiResponder"]
 
 logger = logging.getLogger("adapter")
 
-T = TypeVar("T")
 
-
-class _NoResponse(Exception):
-    """The app returned without a response after it was told the body can not be read."""
-
-
-class AsgiToWsgiResponder:
+class AsgiToWsgiResponder(AppTask):
     """Serves one WSGI request by running the ASGI app as a task on the shared loop.
 
     :param app: the ASGI application.
@@ -66,49 +60,16 @@ class AsgiToWsgiResponder:
     """
 
     def __init__(self, app: ASGIApp, scope: Scope, environ: Environ, loop: SharedLoop) -> None:
-        self._app = app
-        self._scope = scope
-        self._loop = loop
+        super().__init__(app, scope, loop, ThreadMailbox(), environ.get("wsgi.file_wrapper"))
         # Request thread only.
         self._body = InputReader(environ)
-        self._mailbox = ThreadMailbox()
         self._response_complete_seen = False
         self._closed = False
         self._reported_error: BaseException | None = None
         # Why wsgi.input could not be read to the body's end, if it could not.
         self._body_failure: Exception | None = None
-        # PEP 3333's optional wsgi.file_wrapper; with it, scope offers pathsend.
-        self._file_wrapper: Callable[[Any, int], Iterable[bytes]] | None = environ.get(
-            "wsgi.file_wrapper"
-        )
-        # Loop thread only (the handoffs below are how results cross back).
-        self._wanted: Handoff[Chunk] | None = None
-        self._change: anyio.Event | None = None
-        self._start: tuple[str, list[tuple[str, str]]] | None = None
-        self._piece: Chunk | None = None
-        self._piece_requested = False
-        self._request_complete = False
-        self._response_complete = False
-        self._body_started = False
-        self._path: str | None = None
-        self._client_gone = False
-        # wsgi.input raised something other than OSError: a malformed body, but the
-        # client may still be there to read an answer.
-        self._body_broken = False
-        # RFC 9110 9.3.2: the response to HEAD carries no body; the app's is dropped.
-        self._head = scope.get("method") == "HEAD"
-        self._task_done = False
-        self._task_error: BaseException | None = None
-        self._final: tuple[Handoff[Chunk], bytes] | None = None
-        self._grace = GraceCancel()
-        self._task_outcome: Handoff[BaseException | None] = Handoff()
 
     # ---- request thread -------------------------------------------------------------
-
-    def _wait(self, handoff: Handoff[T]) -> T:
-        # The one place the request thread blocks (issue 4 point 6): through the
-        # mailbox, so work the app posts to this thread runs while it waits.
-        return self._mailbox.wait(handoff)
 
     def respond(self, start_response: StartResponse) -> Iterable[bytes]:
         """Start the app, wait for its response start and first body message.
@@ -140,8 +101,10 @@ class AsgiToWsgiResponder:
         self._wanted = first
         self._loop.spawn_soon(self._run_app)
         try:
-            body, more = self._wait(first)
-        except _NoResponse:
+            # The request thread blocks only in its mailbox (issue 4 point 6), so work
+            # the app posts to this thread runs while it waits.
+            body, more = self._mailbox.wait(first)
+        except NoResponse:
             self.finish(complete=False)
             return self._answer_unreadable_body(start_response)
         except Exception as exc:
@@ -161,6 +124,12 @@ class AsgiToWsgiResponder:
         except BaseException:
             self.finish(complete=False)
             raise
+        if not more and self._task_ended and self._late_error is None:
+            # The usual end: the whole body is here and the task ended cleanly, so
+            # close() would have nothing left to wait for or report.  Finished now,
+            # the server gets a plain list.
+            self.finish(complete=True)
+            return [body] if body else []
         return ResponseBody(self, body, more)
 
     def _answer_unreadable_body(self, start_response: StartResponse) -> Iterable[bytes]:
@@ -199,7 +168,7 @@ class AsgiToWsgiResponder:
         wanted: Handoff[Chunk] = Handoff()
         self._loop.call_soon_threadsafe(self._loop_want, wanted)
         try:
-            chunk = self._wait(wanted)
+            chunk = self._mailbox.wait(wanted)
         except BaseException as exc:
             self._reported_error = exc  # the server has it now; close() must not repeat it
             raise
@@ -212,10 +181,13 @@ class AsgiToWsgiResponder:
             return
         self._closed = True
         gone = not (complete and self._response_complete_seen)
-        if gone and not self._task_outcome.done():
-            self._loop.call_soon_threadsafe(self._loop_client_gone)
         try:
-            late_error = self._wait(self._task_outcome)
+            if self._task_ended:  # the usual case: it ended before the response went
+                late_error = self._late_error
+            else:
+                ended: Handoff[BaseException | None] = Handoff()
+                self._loop.call_soon_threadsafe(self._loop_watch_end, ended, gone)
+                late_error = self._mailbox.wait(ended)
         finally:
             self._mailbox.close()
         if late_error is not None and late_error is not self._reported_error:
@@ -241,170 +213,3 @@ class AsgiToWsgiResponder:
         piece = self._read_body_piece()
         gone = piece is None and isinstance(self._body_failure, OSError)
         self._loop.call_soon_threadsafe(self._loop_piece_arrived, piece, gone)
-
-    # ---- loop thread: callbacks -----------------------------------------------------
-
-    def _wake(self) -> None:
-        if self._change is not None:
-            self._change.set()
-            self._change = None
-
-    async def _changed(self) -> None:
-        if self._change is None:
-            self._change = anyio.Event()
-        await self._change.wait()
-
-    def _loop_want(self, wanted: Handoff[Chunk]) -> None:
-        if self._task_done:
-            if self._task_error is not None and not self._client_gone:
-                wanted.set_exception(self._task_error)  # it failed after the last chunk
-            else:
-                wanted.set_result((b"", False))  # the app returned mid-stream: end it there
-        else:
-            self._wanted = wanted
-            self._wake()
-
-    def _loop_piece_arrived(self, piece: Chunk | None, gone: bool) -> None:
-        self._piece_requested = False
-        if piece is not None:
-            self._piece = piece
-        elif gone:
-            self._client_gone = True
-        else:
-            self._body_broken = True
-        self._wake()
-
-    def _loop_client_gone(self) -> None:
-        self._client_gone = True
-        self._wake()
-        if not self._task_done:
-            self._grace.client_gone(self._loop.clock())
-
-    # ---- loop thread: the app's task ------------------------------------------------
-
-    async def _run_app(self) -> None:
-        current_mailbox.set(self._mailbox)
-        error: BaseException | None = None
-        try:
-            await self._grace.run(self._app, self._scope, self._receive, self._send)
-        except BaseException as exc:
-            error = exc
-            if not isinstance(exc, Exception):
-                raise
-        finally:
-            self._end_task(error)
-
-    def _end_task(self, error: BaseException | None) -> None:
-        self._task_done = True
-        self._task_error = error
-        self._wake()
-        wanted, self._wanted = self._wanted, None
-        if wanted is not None:
-            if self._start is None and (self._client_gone or self._body_broken):
-                # It was told of the disconnect: returning is its answer (ASGI spec).
-                wanted.set_exception(_NoResponse())
-            elif error is not None and not self._client_gone:
-                wanted.set_exception(error)
-                error = None  # reported through the response; not again at close()
-            elif self._start is None:
-                wanted.set_exception(
-                    ProtocolError("the ASGI app returned without sending 'http.response.start'")
-                )
-            else:
-                wanted.set_result((b"", False))
-        self._task_outcome.set_result(error)
-        self._deliver_final()
-
-    async def _receive(self) -> Message:
-        while True:
-            if self._piece is not None and not self._client_gone:
-                body, more = self._piece
-                self._piece = None
-                self._request_complete = not more
-                return {"type": "http.request", "body": body, "more_body": more}
-            if (
-                self._client_gone
-                or self._body_broken
-                or (self._request_complete and self._response_complete)
-            ):
-                # ASGI spec: receive() after the response is sent, or once the client
-                # is gone, returns http.disconnect (the spec's only word for a body
-                # that will not come, so a malformed one gets it too).
-                return {"type": "http.disconnect"}
-            if not self._request_complete and not self._piece_requested:
-                try:
-                    self._mailbox.post(self._read_piece)
-                except MailboxClosed:
-                    self._client_gone = True
-                    continue
-                self._piece_requested = True
-            await self._changed()
-
-    async def _send(self, message: Message) -> None:
-        if self._client_gone:
-            raise ClientGone("the client is gone (the WSGI server closed the response)")
-        kind = message.get("type")
-        if kind == "http.response.start":
-            if self._start is not None:
-                raise ProtocolError("the ASGI app sent 'http.response.start' twice")
-            self._start = (
-                status_line(message.get("status")),
-                wsgi_headers(message.get("headers", ())),
-            )
-        elif kind == "http.response.body":
-            await self._send_body(message)
-        elif kind == "http.response.pathsend" and self._file_wrapper is not None:
-            await self._send_path(message)
-        else:
-            raise ProtocolError(f"unexpected ASGI message type {kind!r} for an HTTP request")
-
-    async def _send_body(self, message: Message) -> None:
-        if self._start is None:
-            raise ProtocolError(
-                "the ASGI app sent 'http.response.body' before 'http.response.start'"
-            )
-        if self._response_complete:
-            raise ProtocolError("the ASGI app sent 'http.response.body' after the last one")
-        body: Any = message.get("body", b"")
-        more = bool(message.get("more_body", False))
-        if more and not body:
-            return  # PEP 3333: empty chunks carry nothing; spare the round trip
-        while self._wanted is None:  # strict backpressure: wait until the server asks
-            await self._changed()
-            if self._client_gone:
-                raise ClientGone("the client is gone (the WSGI server closed the response)")
-        wanted, self._wanted = self._wanted, None
-        # HEAD: taken and dropped, one message per server request still (backpressure).
-        data = b"" if self._head else bytes(body)
-        if more:
-            self._body_started = True
-            wanted.set_result((data, True))
-            return
-        self._hand_over_last(wanted, data)
-
-    async def _send_path(self, message: Message) -> None:
-        # The ASGI pathsend extension: the whole body is the file at this path.
-        if self._start is None or self._body_started or self._response_complete:
-            raise ProtocolError(
-                "the ASGI app sent 'http.response.pathsend' other than as the whole body"
-            )
-        self._path = os.fspath(message["path"])
-        wanted, self._wanted = self._wanted, None
-        assert wanted is not None  # the request thread waits for the first body
-        self._hand_over_last(wanted, b"")
-
-    def _hand_over_last(self, wanted: Handoff[Chunk], body: bytes) -> None:
-        self._response_complete = True
-        self._wake()
-        # The last chunk is handed over once this task step is over (at the task's end,
-        # or at the loop's next turn if the app carries on, e.g. background tasks), not
-        # now: woken now, the request thread would only wait for the GIL while this
-        # thread finishes the task, and close() would find the task still running.
-        self._final = (wanted, body)
-        self._loop.call_soon(self._deliver_final)
-
-    def _deliver_final(self) -> None:
-        if self._final is not None:
-            wanted, body = self._final
-            self._final = None
-            wanted.set_result((body, False))

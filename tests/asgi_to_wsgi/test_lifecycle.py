@@ -18,10 +18,21 @@ import pytest
 
 import adapter.asgi_to_wsgi.cancel
 from adapter import AsgiToWsgi, LifespanFailed
+from adapter._runtime.handoff import Handoff
 from adapter._runtime.shared_loop import get_loop
 from adapter._types import ASGIApp, Message, Receive, Scope, Send
 from adapter.asgi_to_wsgi.cancel import GraceCancel
-from tests.asgi_to_wsgi.test_app import backend, call, make_environ, open_response, respond
+from adapter.asgi_to_wsgi.responder import AsgiToWsgiResponder
+from adapter.asgi_to_wsgi.response import ResponseBody
+from adapter.asgi_to_wsgi.scope import build_scope
+from tests.asgi_to_wsgi.test_app import (
+    Started,
+    backend,
+    call,
+    make_environ,
+    open_response,
+    respond,
+)
 from tests.servers import run_python
 
 __all__ = ["backend"]  # the fixture, re-used
@@ -251,6 +262,112 @@ def test_completed_response_waits_for_the_app_to_return(backend: str) -> None:
 
     call(AsgiToWsgi(app, lifespan="off", backend=backend))
     assert ran == ["background"]
+
+
+def test_an_error_raised_after_the_response_while_close_waits_reaches_close(
+    backend: str,
+) -> None:
+    # close() finds the task still running, asks the loop to tell it of the end, and
+    # gets the error the app raised after its response.
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await respond(send, b"done")
+        await anyio.sleep(0.01)  # close() is waiting by now, or soon
+        raise ValueError("broken in the background")
+
+    _, iterator, iterable = open_response(
+        AsgiToWsgi(app, lifespan="off", backend=backend), make_environ()
+    )
+    assert b"".join(iterator) == b"done"
+    with pytest.raises(ValueError, match="broken in the background"):
+        iterable.close()
+
+
+def test_the_response_goes_out_while_the_app_carries_on_after_it(backend: str) -> None:
+    # Background work after the last body message: the body is handed over as the
+    # task suspends, not when it ends; close() then waits for the end.
+    carry_on: list[anyio.Event] = []
+    ran: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        carry_on.append(anyio.Event())
+        await respond(send, b"done")
+        await carry_on[0].wait()
+        ran.append("background")
+
+    shared = get_loop(backend)
+    assert shared.portal is not None
+    answered, closed = threading.Event(), threading.Event()
+    seen: list[object] = []
+
+    def request_thread() -> None:  # a thread of its own, so that this test can not hang
+        body = responder_for(app, backend).respond(Started())
+        seen.append(type(body))
+        answered.set()
+        seen.append(b"".join(body))
+        getattr(body, "close", lambda: None)()
+        closed.set()
+
+    threading.Thread(target=request_thread, daemon=True).start()
+    returned_first = answered.wait(10)  # while the app waits for carry_on
+    shared.portal.call(carry_on[0].set)
+    assert closed.wait(10)
+    assert returned_first
+    assert seen == [ResponseBody, b"done"]
+    assert ran == ["background"]
+
+
+def responder_for(app: ASGIApp, backend: str) -> AsgiToWsgiResponder:
+    environ = make_environ()
+    return AsgiToWsgiResponder(app, build_scope(environ), environ, get_loop(backend))
+
+
+def test_a_complete_response_of_an_ended_task_is_finished_before_it_is_returned(
+    backend: str,
+) -> None:
+    # Nothing is left for close() to wait for or report: the server gets a plain list,
+    # and the request's mailbox is closed already.
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await respond(send, b"done")
+
+    responder = responder_for(app, backend)
+    body = responder.respond(Started())
+    assert body == [b"done"]
+    assert responder._mailbox.closed
+
+
+def test_a_response_is_not_finished_early_while_close_has_an_error_to_report(
+    backend: str,
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await respond(send, b"done")
+        raise ValueError("after the response")
+
+    responder = responder_for(app, backend)
+    body = responder.respond(Started())
+    assert isinstance(body, ResponseBody)
+    assert not responder._mailbox.closed
+    assert b"".join(body) == b"done"
+    with pytest.raises(ValueError, match="after the response"):
+        body.close()
+    assert responder._mailbox.closed
+
+
+def test_the_loop_answers_a_watch_for_a_task_that_ended_meanwhile(backend: str) -> None:
+    # finish() looked before the task ended; by the time its callback runs on the loop,
+    # the task has ended: the answer is given at once, and no grace is armed.
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await respond(send, b"done")
+
+    responder = responder_for(app, backend)
+    assert responder.respond(Started()) == [b"done"]
+    assert responder._task_ended
+    ended: Handoff[BaseException | None] = Handoff()
+    shared = get_loop(backend)
+    assert shared.portal is not None
+    shared.portal.call(responder._loop_watch_end, ended, True)
+    assert ended.done()
+    assert ended.result() is None
+    assert not responder._client_gone
 
 
 # ---- point 1: requests run concurrently as tasks on one loop -------------------------------

@@ -11,6 +11,7 @@ import asyncio
 import concurrent.futures
 import contextvars
 import gc
+import logging
 import sys
 import threading
 import weakref
@@ -205,3 +206,120 @@ def test_spawn_threadsafe_on_a_closed_loop_raises() -> None:
 
     with pytest.raises(RuntimeError, match="closed"):
         _tasks.spawn_threadsafe(loop, never)
+
+
+def test_spawn_soon_runs_the_coroutine_in_a_referenced_task_in_the_callers_context(
+    loop_thread: LoopThread,
+) -> None:
+    # AsgiToWsgi's per-request start: no task group, kept referenced while it runs.
+    release: concurrent.futures.Future[tuple[asyncio.Future[None], weakref.ref[object]]]
+    release = concurrent.futures.Future()
+    ended: concurrent.futures.Future[tuple[str, str, bool]] = concurrent.futures.Future()
+
+    async def wait_on_a_future_of_its_own(word: str) -> None:
+        future = asyncio.get_running_loop().create_future()
+        release.set_result((future, weakref.ref(asyncio.current_task())))
+        await future
+        in_loop_thread = threading.current_thread() is loop_thread.thread
+        ended.set_result((word, where.get(), in_loop_thread))
+
+    token = where.set("the calling thread's")
+    try:
+        _tasks.AsyncioLoop(loop_thread.loop).spawn_soon(wait_on_a_future_of_its_own, "hello")
+    finally:
+        where.reset(token)
+    future, task = release.result(timeout=10)
+    loop_thread.run(gc.collect)
+    assert task() is not None
+    assert loop_thread.run(lambda: task() in _tasks._running)
+    loop_thread.loop.call_soon_threadsafe(future.set_result, None)
+    del future
+    assert ended.result(timeout=10) == ("hello", "the calling thread's", True)
+    loop_thread.run(lambda: None)
+    assert not loop_thread.run(lambda: task() in _tasks._running)
+
+
+def test_spawn_soon_logs_what_escapes_the_coroutine(
+    loop_thread: LoopThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def fail() -> None:
+        raise ValueError("escaped")
+
+    reported: list[object] = []
+    loop_thread.loop.set_exception_handler(lambda _, context: reported.append(context))
+    with caplog.at_level(logging.ERROR, logger="adapter"):
+        _tasks.AsyncioLoop(loop_thread.loop).spawn_soon(fail)
+        loop_thread.run(lambda: None)
+        loop_thread.run(lambda: None)
+        loop_thread.run(gc.collect)
+    assert "a task on the adapter event loop failed" in caplog.text
+    assert "escaped" in caplog.text
+    assert reported == []  # handled in the task: nothing left for asyncio to report
+
+
+def test_a_prepared_loop_starts_tasks_through_its_own_socket_pair(
+    loop_thread: LoopThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The shared loop's way: starts queued from many threads at once all run, each in
+    # the context of the thread that asked, and what escapes a task is logged.
+    handle = _tasks.AsyncioLoop(loop_thread.loop)
+    undo = loop_thread.run(handle.prepare_spawning)
+    assert callable(undo)
+    seen: list[tuple[int, str]] = []
+    all_done = threading.Event()
+    count = 8 * 200
+
+    async def report(number: int) -> None:
+        seen.append((number, where.get()))
+        if len(seen) == count:
+            all_done.set()
+
+    async def fail() -> None:
+        raise ValueError("escaped a started task")
+
+    def starter(first: int) -> None:
+        where.set(f"thread {first}")
+        for number in range(first, first + 200):
+            handle.spawn_soon(report, number)
+
+    with caplog.at_level(logging.ERROR, logger="adapter"):
+        threads = [threading.Thread(target=starter, args=(n * 200,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        handle.spawn_soon(fail)
+        for thread in threads:
+            thread.join(10)
+        assert all_done.wait(10)
+        loop_thread.run(lambda: None)
+    assert sorted(number for number, _ in seen) == list(range(count))
+    assert all(context == f"thread {number // 200 * 200}" for number, context in seen)
+    assert "escaped a started task" in caplog.text
+    loop_thread.run(undo)
+    with pytest.raises(RuntimeError, match="closed"):
+        handle.spawn_soon(report, -1)
+
+
+def test_a_loop_without_add_reader_starts_tasks_the_plain_way() -> None:
+    # Windows' proactor loop has no add_reader: spawn_soon keeps call_soon_threadsafe.
+    class NoReaders(asyncio.SelectorEventLoop):
+        def add_reader(self, *args: object) -> None:
+            raise NotImplementedError
+
+    loop_thread = LoopThread(NoReaders())
+    try:
+        handle = _tasks.AsyncioLoop(loop_thread.loop)
+        undo = loop_thread.run(handle.prepare_spawning)
+        seen: concurrent.futures.Future[str] = concurrent.futures.Future()
+
+        async def report() -> None:
+            seen.set_result(where.get())
+
+        token = where.set("the caller's")
+        try:
+            handle.spawn_soon(report)
+        finally:
+            where.reset(token)
+        assert seen.result(timeout=10) == "the caller's"
+        loop_thread.run(undo)
+    finally:
+        loop_thread.stop()

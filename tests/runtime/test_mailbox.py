@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import concurrent.futures
+import gc
 import logging
+import os
+import socket
 import threading
+import warnings
 from collections.abc import Callable
 
 import pytest
@@ -166,3 +170,78 @@ def test_many_futures_in_a_row_each_wake_the_owner() -> None:
 
 def test_current_mailbox_defaults_to_none() -> None:
     assert current_mailbox.get() is None
+
+
+# ---- the bell: how a waiting owner is woken --------------------------------------------
+
+
+def test_the_mailboxes_of_a_thread_share_its_bell_other_threads_have_their_own() -> None:
+    first, second = ThreadMailbox(), ThreadMailbox()
+    assert first._bell is second._bell
+    others: list[object] = []
+    in_thread(lambda: others.append(ThreadMailbox()._bell)).join(10)
+    assert len(others) == 1
+    assert others[0] is not first._bell
+
+
+def test_ringing_a_bell_nobody_listens_to_never_blocks() -> None:
+    # Posts while the owner is busy ring the bell each time: once the socket's buffer
+    # is full, a ring is dropped (a wake-up is pending anyway), not waited for.
+    mailbox = ThreadMailbox()
+    ran: list[int] = []
+    posted = threading.Event()
+
+    def poster() -> None:
+        for number in range(100_000):
+            mailbox.post(lambda number=number: ran.append(number))  # type: ignore[misc]
+        posted.set()
+
+    in_thread(poster)
+    assert posted.wait(30)
+    done: concurrent.futures.Future[str] = concurrent.futures.Future()
+    in_thread(lambda: done.set_result("woken"))
+    assert mailbox.wait(done, timeout=10) == "woken"
+    assert ran == list(range(100_000))
+
+
+def test_a_bell_closes_its_sockets_when_its_thread_and_mailboxes_are_gone() -> None:
+    sockets: list[socket.socket] = []
+
+    def owner() -> None:
+        bell = ThreadMailbox()._bell
+        sockets.extend([bell._ear, bell._mouth])
+
+    in_thread(owner).join(10)
+    gc.collect()
+    assert [sock.fileno() for sock in sockets] == [-1, -1]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() here")
+def test_a_forked_child_rings_its_own_bell_not_its_parents() -> None:
+    # The parent's socket pair is inherited: shared, a wake-up meant for one process
+    # could be read by the other.
+    parent_bell = ThreadMailbox()._bell
+    reader, writer = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # forking with threads
+        pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(reader)
+            mailbox = ThreadMailbox()
+            done: concurrent.futures.Future[str] = concurrent.futures.Future()
+            threading.Thread(target=lambda: done.set_result("woken")).start()
+            answer = mailbox.wait(done, timeout=10)
+            os.write(writer, f"{mailbox._bell is parent_bell} {answer}".encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(writer)
+    try:
+        with os.fdopen(reader, "rb") as pipe:
+            report = pipe.read().decode()
+    finally:
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert report == "False woken"
