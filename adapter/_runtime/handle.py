@@ -30,9 +30,6 @@ __all__ = ["LoopHandle", "Waiter", "guarded", "run_logged", "settle"]
 
 logger = logging.getLogger("adapter")
 
-# The class anyio.CancelScope() makes on each backend, learnt from its first scope.
-_scope_types: dict[str, type[anyio.CancelScope]] = {}
-
 
 class Waiter(Protocol):
     """What a :class:`ThreadCall`'s caller awaits: an ``asyncio.Event`` or ``trio.Event``."""
@@ -101,20 +98,6 @@ class LoopHandle:
     def start(self, coro_fn: CoroutineFunction, context: contextvars.Context) -> Handoff[Outcome]:
         """The same as :meth:`submit`, called on the loop's own thread."""
         raise NotImplementedError
-
-    def new_cancel_scope(self) -> anyio.CancelScope:
-        """A new :class:`anyio.CancelScope`, for a task of this loop; in that task.
-
-        ``anyio.CancelScope()`` asks sniffio which backend runs every time (a twentieth of
-        an AsgiToWsgi request); the class it returns is the backend's own, so the first
-        one tells which class to make the next ones of.
-        """
-        scope_type = _scope_types.get(self.backend)
-        if scope_type is None:
-            scope = anyio.CancelScope()
-            _scope_types[self.backend] = type(scope)
-            return scope
-        return scope_type()
 
     def default_limiter(self) -> anyio.CapacityLimiter:
         """anyio's default thread limiter of this loop; on the loop's thread."""

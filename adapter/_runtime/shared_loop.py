@@ -23,7 +23,6 @@ Interface (for ``adapter.asgi_to_wsgi.app``, ``adapter.sync`` and tests):
 - :meth:`SharedLoop.spawn_soon` starts a task on the loop from another thread; the task
   must handle its own errors (anything escaping is logged, never raised elsewhere).
 - :meth:`SharedLoop.clock` is the loop's clock for callbacks running on it.
-- :meth:`SharedLoop.new_cancel_scope` makes an anyio cancel scope in a task of the loop.
 - :meth:`SharedLoop.in_loop_thread` tells whether the caller runs on the loop thread.
 """
 
@@ -131,11 +130,6 @@ class SharedLoop:
         """
         assert self._handle is not None
         return self._handle.time()
-
-    def new_cancel_scope(self) -> anyio.CancelScope:
-        """A new :class:`anyio.CancelScope`, the cheap way; in a task of this loop."""
-        assert self._handle is not None
-        return self._handle.new_cancel_scope()
 
     def call_soon_threadsafe(self, callback: Callable[..., object], *args: Any) -> None:
         """Run ``callback(*args)`` on the loop thread soon; callable from any thread.

@@ -17,11 +17,8 @@ import threading
 import time
 import warnings
 
-import anyio
-import anyio.lowlevel
 import pytest
 
-import adapter._runtime.handle
 from adapter import AsgiToWsgi
 from adapter._runtime.shared_loop import SharedLoop, get_loop
 from adapter._types import Receive, Scope, Send
@@ -257,34 +254,3 @@ def test_close_after_the_loop_thread_stopped_returns_without_a_shutdown() -> Non
 def stop(loop: SharedLoop) -> None:
     """End a shared loop's thread (its anyio.run returns), as tests only may."""
     loop.stop()
-
-
-def test_new_cancel_scope_makes_working_scopes_of_anyios_own_class(
-    backend: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The first is anyio.CancelScope()'s; the next ones are made of its class directly.
-    monkeypatch.setattr(adapter._runtime.handle, "_scope_types", {})
-    shared = get_loop(backend)
-    assert shared.portal is not None
-
-    async def scopes() -> tuple[type, type, type, bool, bool]:
-        first, second = shared.new_cancel_scope(), shared.new_cancel_scope()
-        with second:
-            second.deadline = anyio.current_time() + 0.01
-            await anyio.sleep_forever()  # ends by the deadline, swallowed by the scope
-        with first:
-            first.cancel()
-            await anyio.lowlevel.checkpoint()
-        return (
-            type(first),
-            type(second),
-            type(anyio.CancelScope()),
-            first.cancel_called,
-            (second.cancelled_caught),
-        )
-
-    first, second, anyios, first_cancelled, second_caught = shared.portal.call(scopes)
-    assert first is second is anyios
-    assert issubclass(first, anyio.CancelScope)
-    assert first_cancelled
-    assert second_caught
