@@ -100,6 +100,20 @@ def test_spawn_threadsafe_takes_the_calling_threads_context_by_default(
     assert seen.result(timeout=10) == "the calling thread's"
 
 
+def _wake_the_kept_task(
+    loop_thread: LoopThread,
+    release: concurrent.futures.Future[tuple[asyncio.Future[None], weakref.ref[object]]],
+) -> weakref.ref[object]:
+    """Check that the task waiting on a future of its own (which it hands over through
+    ``release``) outlives a collection and is kept referenced; then wake it."""
+    future, task = release.result(timeout=10)
+    loop_thread.run(gc.collect)
+    assert task() is not None
+    assert loop_thread.run(lambda: task() in _tasks._running)
+    loop_thread.loop.call_soon_threadsafe(future.set_result, None)
+    return task
+
+
 def test_a_task_is_referenced_while_it_runs_and_forgotten_when_it_ends(
     loop_thread: LoopThread,
 ) -> None:
@@ -116,12 +130,7 @@ def test_a_task_is_referenced_while_it_runs_and_forgotten_when_it_ends(
         ended.set_result("woken")
 
     _tasks.spawn_threadsafe(loop_thread.loop, wait_on_a_future_of_its_own)
-    future, task = release.result(timeout=10)
-    loop_thread.run(gc.collect)
-    assert task() is not None
-    assert loop_thread.run(lambda: task() in _tasks._running)
-    loop_thread.loop.call_soon_threadsafe(future.set_result, None)
-    del future
+    task = _wake_the_kept_task(loop_thread, release)
     assert ended.result(timeout=10) == "woken"
     loop_thread.run(lambda: None)  # a pass after the task's end (a done callback's turn)
     assert not loop_thread.run(lambda: task() in _tasks._running)
@@ -228,12 +237,7 @@ def test_spawn_soon_runs_the_coroutine_in_a_referenced_task_in_the_callers_conte
         _tasks.AsyncioLoop(loop_thread.loop).spawn_soon(wait_on_a_future_of_its_own, "hello")
     finally:
         where.reset(token)
-    future, task = release.result(timeout=10)
-    loop_thread.run(gc.collect)
-    assert task() is not None
-    assert loop_thread.run(lambda: task() in _tasks._running)
-    loop_thread.loop.call_soon_threadsafe(future.set_result, None)
-    del future
+    task = _wake_the_kept_task(loop_thread, release)
     assert ended.result(timeout=10) == ("hello", "the calling thread's", True)
     loop_thread.run(lambda: None)
     assert not loop_thread.run(lambda: task() in _tasks._running)
