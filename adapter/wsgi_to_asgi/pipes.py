@@ -153,6 +153,7 @@ class BodyPipe:
         "_complete",
         "_lock",
         "_notify",
+        "_reader",
         "_waiter",
         "_wanted",
         "fill_wait",
@@ -173,6 +174,10 @@ class BodyPipe:
         # The waiting read: a lock it blocks on (released to wake it), and how many
         # bytes wake it.
         self._waiter: threading.Lock | None = None
+        # One read at a time: there is one waiter slot, and a second reader waiting at
+        # once would take the first one's (PEP 3333 never made two readers safe, but
+        # they must not hang).
+        self._reader = threading.Lock()
         self._wanted = 0
 
     def feed(self, body: bytes, *, more_body: bool) -> None:
@@ -229,12 +234,16 @@ class BodyPipe:
         The signature of :data:`adapter.wsgi_to_asgi.streams.Fetch`.  What the read does not need
         stays here, where it counts against ``limit``: so the loop reads ahead of the
         app by at most ``limit`` and one message.  With fewer than ``wanted`` bytes
-        here, it waits (see the class).
+        here, it waits (see the class).  Reads from several threads take turns.
 
         :param wanted: how many bytes the read needs.
         :returns: the bytes and whether more body may follow.
         :raises ClientDisconnected: when the pipe closed before the body was complete.
         """
+        with self._reader:
+            return self._read(wanted)
+
+    def _read(self, wanted: int) -> tuple[bytes, bool]:
         wanted = max(1, min(wanted, self.limit))
         lock = self._lock
         lock.acquire()

@@ -198,3 +198,27 @@ def test_body_pipe_has_room_below_its_limit_and_wakes_the_loop_only_then() -> No
     assert (woken, pipe.has_room()) == ([], False)  # still 4 bytes: no room yet
     assert pipe.read(1) == (b"cd", True)
     assert (woken, pipe.has_room()) == (["room"], True)
+
+
+def test_body_pipe_readers_in_two_threads_at_once_take_turns_and_none_hangs() -> None:
+    # PEP 3333 never made two readers of one wsgi.input safe, but they must not hang:
+    # with one waiter slot, a second waiting reader would take the first one's.
+    pipe = BodyPipe(1024, fill_wait=0.01)
+    got: list[bytes] = []
+    lock = threading.Lock()
+
+    def reader() -> None:
+        data, _ = pipe.read(10)
+        with lock:
+            got.append(data)
+
+    threads = [threading.Thread(target=reader, daemon=True) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.05)  # both are reading (one waits in the pipe, one for its turn)
+    pipe.feed(b"a" * 10, more_body=True)
+    pipe.feed(b"b" * 10, more_body=True)
+    for thread in threads:
+        thread.join(5)
+    assert not any(thread.is_alive() for thread in threads)
+    assert sorted(got) == [b"a" * 10, b"b" * 10]
