@@ -196,11 +196,7 @@ def _make_task(
     if_unstarted: Callable[[], object] | None,
 ) -> None:
     began = [False]
-    coro = _kept(async_fn, args, began)
-    if sys.version_info >= (3, 12):
-        task = asyncio.Task(coro, loop=loop, eager_start=True)
-    else:
-        task = loop.create_task(coro)
+    task = _new_task(loop, _kept(async_fn, args, began))
     if if_unstarted is not None and not began[0]:
 
         def answer_if_unstarted(task: asyncio.Task[None]) -> None:
@@ -293,11 +289,13 @@ def _make_logged_task(
     context.run(_new_task, loop, _kept_logged(async_fn, args))
 
 
-def _new_task(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]) -> None:
+def _new_task(
+    loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]
+) -> asyncio.Task[None]:
+    """A task for ``coro`` on ``loop``, on its thread; started at once on Python 3.12+."""
     if sys.version_info >= (3, 12):
-        asyncio.Task(coro, loop=loop, eager_start=True)
-    else:
-        loop.create_task(coro)
+        return asyncio.Task(coro, loop=loop, eager_start=True)
+    return loop.create_task(coro)
 
 
 async def _kept_logged(async_fn: Callable[..., Awaitable[object]], args: tuple[Any, ...]) -> None:

@@ -163,6 +163,17 @@ def test_what_the_coroutine_raises_stays_in_its_task(loop_thread: LoopThread) ->
     assert [str(error) for error in reported] == ["stays in the task"]
 
 
+async def _cancel_the_others(*, cancel: bool = True) -> None:
+    """Cancel every other task of the running loop (if ``cancel``), then give them a few
+    passes of the loop to end."""
+    if cancel:
+        for task in asyncio.all_tasks():
+            if task is not asyncio.current_task():
+                task.cancel()
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
 def test_a_task_cancelled_before_its_first_step_calls_if_unstarted() -> None:
     # asyncio drops such a coroutine unstarted, and whoever waits for it (a sync thread)
     # would wait forever: if_unstarted answers it instead.
@@ -174,12 +185,8 @@ def test_a_task_cancelled_before_its_first_step_calls_if_unstarted() -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()
         _tasks.spawn(loop, never_runs, if_unstarted=lambda: seen.append("answered"))
-        if sys.version_info < (3, 12):  # an eager task has no time before its first step
-            for task in asyncio.all_tasks(loop):
-                if task is not asyncio.current_task():
-                    task.cancel()
-        for _ in range(3):
-            await asyncio.sleep(0)
+        # An eager task (3.12+) has no time before its first step: nothing to cancel.
+        await _cancel_the_others(cancel=sys.version_info < (3, 12))
 
     asyncio.run(main())
     assert seen == (["answered"] if sys.version_info < (3, 12) else ["started"])
@@ -196,11 +203,7 @@ def test_if_unstarted_is_not_called_for_a_task_that_started() -> None:
         loop = asyncio.get_running_loop()
         _tasks.spawn(loop, cancelled_later, if_unstarted=lambda: seen.append("answered"))
         await asyncio.sleep(0)
-        for task in asyncio.all_tasks(loop):
-            if task is not asyncio.current_task():
-                task.cancel()
-        for _ in range(3):
-            await asyncio.sleep(0)
+        await _cancel_the_others()
 
     asyncio.run(main())
     assert seen == ["started"]
