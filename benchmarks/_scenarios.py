@@ -172,6 +172,11 @@ def targets(settings: Settings, baseline: _baseline.Baseline | None = None) -> d
             "ours_asgi_bare", "adapter.AsgiToWsgi + bare ASGI hello", "ours_asgi_to_wsgi_bare()"
         ),
         _gunicorn(
+            "least_asgi",
+            "the least shared-loop bridge + Starlette (measuring stick)",
+            "least_asgi_to_wsgi()",
+        ),
+        _gunicorn(
             "loop_hop",
             "plain WSGI + one bare round trip to a loop thread (floor)",
             "wsgi_app_with_loop_hop()",

@@ -34,7 +34,16 @@ from urllib.parse import parse_qs
 if TYPE_CHECKING:
     # Annotations only: a server of ``run.py --baseline`` imports an older adapter,
     # whose private modules need not be these.
-    from adapter._types import ASGIApp, Environ, Receive, Scope, Send, StartResponse, WSGIApp
+    from adapter._types import (
+        ASGIApp,
+        Environ,
+        Message,
+        Receive,
+        Scope,
+        Send,
+        StartResponse,
+        WSGIApp,
+    )
 
 HELLO = b"Hello, world!"
 IO_WAIT = 0.02
@@ -314,6 +323,92 @@ def a2wsgi_asgi_middleware() -> WSGIApp:
     from a2wsgi import ASGIMiddleware
 
     return cast("WSGIApp", ASGIMiddleware(starlette_hello()))  # type: ignore[arg-type, unused-ignore]
+
+
+class LeastBridge:
+    """:func:`starlette_hello` through the least bridge we could write: a measuring stick.
+
+    Not an adapter (no checks, no disconnect handling, no request body, no errors
+    handled, no cancellation, no lifespan): per request, only the work that any bridge
+    running the ASGI app on one shared loop thread must do.  It builds the scope with
+    ``adapter``'s :func:`~adapter.asgi_to_wsgi.scope.build_scope`, makes the app's task
+    on the loop thread through ``call_soon_threadsafe``, collects the two messages in a
+    list, and rings the request thread back with one byte on a socket pair (the floor
+    row's round trip) as the task ends.  What ``AsgiToWsgi`` costs beyond this row is
+    the price of doing the job right; what this row costs beyond the floor row is
+    Starlette's and the task's, which no bridge avoids.
+
+    A server runs it until the process ends; :meth:`close` stops its loop thread.
+    """
+
+    def __init__(self) -> None:
+        import asyncio
+        import socket
+        import threading
+
+        self._app = starlette_hello()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="least-bridge", daemon=True
+        )
+        self._thread.start()
+        self._ears = threading.local()
+        self._pairs: list[tuple[socket.socket, socket.socket]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def _run(self, scope: Scope, sent: list[Any], bell: Any) -> None:
+        import asyncio
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        try:
+            await self._app(scope, receive, send)
+        finally:
+            self._tasks.discard(asyncio.current_task())
+            bell.send(b"\0")
+
+    def _start(self, scope: Scope, sent: list[Any], bell: Any) -> None:
+        # asyncio keeps only a weak reference to a task (a done callback to drop it
+        # would cost a loop pass: the task drops itself as it ends).
+        self._tasks.add(self._loop.create_task(self._run(scope, sent, bell)))
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        """Serve one request (PEP 3333), with no checks at all."""
+        import socket
+
+        from adapter.asgi_to_wsgi.scope import build_scope
+
+        pair = getattr(self._ears, "pair", None)
+        if pair is None:
+            pair = self._ears.pair = socket.socketpair()
+            self._pairs.append(pair)
+        ear, bell = pair
+        sent: list[Any] = []
+        self._loop.call_soon_threadsafe(self._start, build_scope(environ), sent, bell)
+        ear.recv(1)
+        head, body = sent
+        headers = [(name.decode("latin-1"), value.decode("latin-1"))
+                   for name, value in head["headers"]]  # fmt: skip
+        start_response(f"{head['status']} OK", headers)
+        return [body["body"]]
+
+    def close(self) -> None:
+        """Stop the loop thread and close the sockets (tests; a server never does)."""
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+        for ear, bell in self._pairs:
+            ear.close()
+            bell.close()
+
+
+def least_asgi_to_wsgi() -> WSGIApp:
+    """:class:`LeastBridge`: Starlette through the least bridge, for gunicorn's factory."""
+    return LeastBridge()
 
 
 def wsgi_app_with_loop_hop() -> WSGIApp:

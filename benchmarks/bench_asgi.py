@@ -53,6 +53,7 @@ CONTENDERS: dict[str, Callable[[], WSGIApp]] = {
     "plain": lambda: apps.wsgi_app,
     "floor": apps.wsgi_app_with_loop_hop,
     "ours bare": apps.ours_asgi_to_wsgi_bare,
+    "least starlette": apps.least_asgi_to_wsgi,
     "ours starlette": apps.ours_asgi_to_wsgi,
     "a2wsgi starlette": apps.a2wsgi_asgi_middleware,
 }

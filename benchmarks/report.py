@@ -348,9 +348,13 @@ READING = (
     "the WSGI hello called in one of 40 threads through one shared queue and handed back "
     "with call_soon_threadsafe (plain WSGI plus one bare round trip to a worker thread) "
     "is the floor of every bridge that runs the WSGI app off the loop; AsgiToWsgi "
-    "around a bare ASGI hello shows the adapter's cost without Starlette's; the floor row "
-    "(plain WSGI plus one bare round trip to a loop thread) bounds every bridge that runs "
-    'the ASGI app on a loop thread, whatever its own cost. A row "with '
+    "around a bare ASGI hello shows the adapter's cost without Starlette's; the least "
+    "bridge (benchmarks/apps.py: least_asgi_to_wsgi) serves the same Starlette app with "
+    "only the work every such bridge must do (the scope, the app's task, one byte back) "
+    "and none of the checks, disconnect handling or cancellation a real one needs: a "
+    "measuring stick, not a contender; the floor row (plain WSGI plus one bare round trip "
+    "to a loop thread) bounds every bridge that runs the ASGI app on a loop thread, "
+    'whatever its own cost. A row "with '
     'errors" answered under load but not always with 200, so its figure is not comparable.'
 )
 

@@ -250,7 +250,8 @@ def run(
             ["ours", "a2wsgi", "asgiref", "gunicorn", "thread_hop", "raw_asgi"], everyone
         ),
         "asgi": _with_twins(
-            ["ours_asgi", "a2wsgi_asgi", "gunicorn", "ours_asgi_bare", "loop_hop"], everyone
+            ["ours_asgi", "a2wsgi_asgi", "gunicorn", "ours_asgi_bare", "least_asgi", "loop_hop"],
+            everyone,
         ),
     }
     rps_keys = [key for name in ("rps", "asgi") if name in chosen for key in wanted[name]]
