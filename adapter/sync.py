@@ -17,7 +17,10 @@ Names, defaults and semantics are asgiref's, so moving over is a change of impor
 - Context variables flow into the called function and changes flow back out, in both
   directions; exceptions keep their tracebacks.
 - A task awaiting ``sync_to_async`` is cancelled at once; the call runs on in its
-  thread (a :class:`~adapter._runtime.calls.DetachableCall`).
+  thread (a :class:`~adapter._runtime.calls.DetachableCall`).  If that thread is waiting
+  in ``async_to_sync`` for a coroutine on the same loop, the coroutine is cancelled
+  too and awaited first, as in asgiref 3.13: if it carries on instead of ending by the
+  cancellation, the ``await`` returns the call's result (``LoopHandle.wait``).
 
 How the threads and loops are driven lives in ``adapter._runtime.threads``,
 ``adapter._runtime.loops`` and ``adapter._runtime.calls``; this module only decides which

@@ -34,7 +34,7 @@ from typing import Any
 
 import anyio
 
-from adapter._runtime.calls import CoroutineFunction, Outcome
+from adapter._runtime.calls import Beneath, CoroutineFunction, Outcome, ThreadCall
 from adapter._runtime.fork import forget_in_child
 from adapter._runtime.handle import LoopHandle, Waiter, settle
 from adapter._runtime.handoff import Handoff
@@ -116,6 +116,25 @@ class AsyncioLoop(LoopHandle):
 
     def submit(self, coro_fn: CoroutineFunction, context: contextvars.Context) -> Handoff[Outcome]:
         return self._settled_by_a_task(spawn_threadsafe, coro_fn, context)
+
+    async def run_beneath(self, call: ThreadCall, coro_fn: CoroutineFunction) -> Any:
+        task = asyncio.current_task()
+        assert task is not None
+        # A native cancellation, as asgiref's: edge-triggered, so a coroutine that
+        # shields its work (asyncio.shield) and catches it can await that work and
+        # return normally.
+        beneath = call.beneath = Beneath(task.cancel)
+        if call.caller_left:
+            task.cancel()  # the caller left before this coroutine started
+        try:
+            return await coro_fn()
+        except asyncio.CancelledError:
+            beneath.cancelled = True
+            raise
+        finally:
+            call.beneath = None
+            if beneath.ended is not None:
+                beneath.ended.set()
 
     def start(self, coro_fn: CoroutineFunction, context: contextvars.Context) -> Handoff[Outcome]:
         return self._settled_by_a_task(spawn, coro_fn, context)

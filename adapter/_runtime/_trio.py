@@ -13,7 +13,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from adapter._runtime.calls import CoroutineFunction, Outcome
+from adapter._runtime.calls import Beneath, CoroutineFunction, Outcome, ThreadCall
 from adapter._runtime.handle import LoopHandle, Waiter, guarded, run_logged, settle
 from adapter._runtime.handoff import Handoff
 
@@ -88,6 +88,29 @@ class TrioLoop(LoopHandle):
         future: Handoff[Outcome] = Handoff()
         _spawn_system_task(settle, (coro_fn, future), context)
         return future
+
+    async def run_beneath(self, call: ThreadCall, coro_fn: CoroutineFunction) -> Any:
+        import trio
+
+        caught: BaseException | None = None
+        with trio.CancelScope() as scope:
+            beneath = call.beneath = Beneath(scope.cancel)
+            if call.caller_left:
+                scope.cancel()  # the caller left before this coroutine started
+            try:
+                return await coro_fn()
+            except trio.Cancelled as exc:
+                beneath.cancelled = True
+                caught = exc
+                raise
+            finally:
+                call.beneath = None
+                if beneath.ended is not None:
+                    beneath.ended.set()
+        # Only our own cancellation stops here (the scope took it): the sync caller in
+        # async_to_sync must still see that the coroutine was cancelled.
+        assert caught is not None
+        raise caught
 
 
 def _spawn_system_task(

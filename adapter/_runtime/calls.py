@@ -8,9 +8,12 @@
   leaves the call to run on in its thread.
 - :class:`Outcome` is what a coroutine run for ``async_to_sync`` left behind: its value
   or error, and its context, so that context changes flow back to the sync caller.
-- While a thread runs a ``ThreadCall``, :func:`outer_loop_of_this_call` names the loop
-  that made it, for ``async_to_sync`` called inside it (asgiref keeps the same in a
-  thread-local).
+- While a thread runs a ``ThreadCall``, :func:`call_of_this_thread` names it (and
+  :func:`outer_loop_of_this_call` the loop that made it), for ``async_to_sync`` called
+  inside it (asgiref keeps the same in a thread-local).
+- :class:`Beneath` is the coroutine such an ``async_to_sync`` runs on the call's own
+  loop, while the call's thread waits for it: a cancelled caller of a
+  ``sync_to_async`` call cancels it, as asgiref 3.13 does (``LoopHandle.wait``).
 """
 
 from __future__ import annotations
@@ -27,25 +30,53 @@ if TYPE_CHECKING:
     from adapter._runtime.handle import LoopHandle, Waiter
 
 __all__ = [
+    "Beneath",
     "CoroutineFunction",
     "DetachableCall",
     "Outcome",
     "ThreadCall",
+    "call_of_this_thread",
     "capture",
     "outer_loop_of_this_call",
 ]
 
 CoroutineFunction = Callable[[], Awaitable[Any]]
 
-# The loop whose sync_to_async call this thread is running, set for the length of the
-# call (and restored after, so nested calls in a mailbox thread each see their own).
+# The call (sync_to_async's, or a WSGI step) this thread is running, set for the length
+# of the call (and restored after, so nested calls in a mailbox thread each see their own).
 _local = threading.local()
+
+
+def call_of_this_thread() -> ThreadCall | None:
+    """The ``sync_to_async`` call (or WSGI step) this thread is running, if any."""
+    call: ThreadCall | None = getattr(_local, "call", None)
+    return call
 
 
 def outer_loop_of_this_call() -> LoopHandle | None:
     """The loop whose ``sync_to_async`` call this thread is running, if any."""
-    handle: LoopHandle | None = getattr(_local, "outer_loop", None)
-    return handle
+    call: ThreadCall | None = getattr(_local, "call", None)
+    return None if call is None else call.loop
+
+
+class Beneath:
+    """The coroutine that a call's thread waits for in ``async_to_sync``, on its loop.
+
+    Made and dropped on the loop's thread by ``LoopHandle.run_beneath``, which runs the
+    coroutine; read there by a cancelled caller of the call (``LoopHandle.wait``).
+
+    :param cancel: cancels the coroutine's task (or scope) natively; on the loop's thread.
+    """
+
+    __slots__ = ("cancel", "cancelled", "ended")
+
+    def __init__(self, cancel: Callable[[], object]) -> None:
+        self.cancel = cancel
+        #: True once the coroutine ended by a cancellation (ours or another).
+        self.cancelled = False
+        #: Made by whoever waits for the coroutine's end (on the loop's thread, so no
+        #: lock): set as it ends.
+        self.ended: Waiter | None = None
 
 
 class Outcome:
@@ -77,6 +108,7 @@ class ThreadCall:
     __slots__ = (
         "_claim",
         "args",
+        "beneath",
         "caller_left",
         "context",
         "error",
@@ -118,6 +150,9 @@ class ThreadCall:
         self.finished = False
         # Set on the loop's thread when a cancelled caller went while the call runs on.
         self.caller_left = False
+        # On the loop's thread: the coroutine the call's thread waits for in
+        # async_to_sync on this loop, while it does (sync_to_async calls only).
+        self.beneath: Beneath | None = None
         # What the loop does when a call its caller left ends (give back a limiter
         # token); set on the loop's thread, run there by the loop's finishing callback.
         self.then: Callable[[], object] | None = None
@@ -136,8 +171,8 @@ class ThreadCall:
         if not self._claim.acquire(blocking=False):
             return False  # abandoned by a caller cancelled before the call started
         self.ran = True
-        previous = getattr(_local, "outer_loop", None)
-        _local.outer_loop = self.loop
+        previous = getattr(_local, "call", None)
+        _local.call = self
         try:
             if self.handling is None:
                 self.value = self.context.run(self.func, *self.args, **self.kwargs)
@@ -146,7 +181,7 @@ class ThreadCall:
         except BaseException as exc:
             self.error = exc
         finally:
-            _local.outer_loop = previous
+            _local.call = previous
         return True
 
     def _run_while_handling(self, handling: BaseException) -> Any:

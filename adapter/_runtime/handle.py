@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import anyio
 import anyio.to_thread
 
-from adapter._runtime.calls import CoroutineFunction, Outcome, ThreadCall, capture
+from adapter._runtime.calls import Beneath, CoroutineFunction, Outcome, ThreadCall, capture
 from adapter._runtime.handoff import Handoff
 
 __all__ = ["LoopHandle", "Waiter", "guarded", "run_logged", "settle"]
@@ -35,6 +35,8 @@ class Waiter(Protocol):
     """What a :class:`ThreadCall`'s caller awaits: an ``asyncio.Event`` or ``trio.Event``."""
 
     def set(self) -> None: ...
+
+    def is_set(self) -> bool: ...
 
     def wait(self) -> Awaitable[object]: ...
 
@@ -99,6 +101,17 @@ class LoopHandle:
         """The same as :meth:`submit`, called on the loop's own thread."""
         raise NotImplementedError
 
+    async def run_beneath(self, call: ThreadCall, coro_fn: CoroutineFunction) -> Any:
+        """Await ``coro_fn()``, which ``call``'s thread waits for in ``async_to_sync``.
+
+        Meanwhile ``call.beneath`` lets a cancelled caller of ``call`` cancel it natively
+        (an ``asyncio`` task cancellation, a trio cancel scope): see :meth:`wait`.  On
+        the loop's thread, in the task that runs the coroutine.
+
+        :raises BaseException: what ``coro_fn()`` raises, the cancellation included.
+        """
+        raise NotImplementedError
+
     def default_limiter(self) -> anyio.CapacityLimiter:
         """anyio's default thread limiter of this loop; on the loop's thread."""
         return anyio.to_thread.current_default_thread_limiter()
@@ -117,24 +130,55 @@ class LoopHandle:
         """Wait on the loop until ``call`` is finished, or until cancelled.
 
         Cancelled, it abandons a call not started yet; a started one it waits for
-        (shielded) unless the call is ``detachable``, which it leaves running.
+        (shielded) unless the call is ``detachable``, which it leaves running.  A
+        detachable call whose thread waits in ``async_to_sync`` for a coroutine on this
+        loop has that coroutine cancelled first, and its end awaited (asgiref 3.13): if
+        the coroutine ends by the cancellation, so does this wait; if it ends otherwise
+        (it shielded its work and went on), the call is awaited to its end and this
+        wait returns, as if never cancelled.
         """
         if call.finished:
             return
         try:
             await call.waiter.wait()
         except anyio.get_cancelled_exc_class():
-            if call.abandon() or _leave(call):
+            if call.abandon():
+                raise
+            beneath = call.beneath
+            if beneath is not None and call.detachable and not await _cancelled(beneath):
+                await _to_the_end(call)
+                return
+            if _leave(call):
                 raise
             # The thread can not be interrupted: wait for it, as anyio's to_thread does,
             # so that the call's thread is free and its context settled before we go.
             # (On asyncio a native Task.cancel() can still reach into a shielded scope:
             # such a cancellation is swallowed here until the call ended.)
-            with anyio.CancelScope(shield=True):
-                while not call.finished:
-                    with contextlib.suppress(anyio.get_cancelled_exc_class()):
-                        await call.waiter.wait()
+            await _to_the_end(call)
             raise
+
+
+async def _to_the_end(call: ThreadCall) -> None:
+    """Wait for a started call's end, whatever cancels meanwhile; on the loop's thread."""
+    # anyio's shield keeps scope cancellations out; on asyncio a native Task.cancel()
+    # still reaches in, and is swallowed here until the call ended.
+    with anyio.CancelScope(shield=True):
+        while not call.finished:
+            with contextlib.suppress(anyio.get_cancelled_exc_class()):
+                await call.waiter.wait()
+
+
+async def _cancelled(beneath: Beneath) -> bool:
+    """Cancel the coroutine beneath a call and wait for its end: did the cancellation end it?"""
+    ended = beneath.ended
+    if ended is None:
+        ended = beneath.ended = anyio.Event()
+    beneath.cancel()
+    with anyio.CancelScope(shield=True):
+        while not ended.is_set():
+            with contextlib.suppress(anyio.get_cancelled_exc_class()):
+                await ended.wait()
+    return beneath.cancelled
 
 
 def _nothing() -> None:

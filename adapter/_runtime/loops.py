@@ -14,12 +14,18 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 
 import anyio.from_thread
 
 from adapter._runtime._asyncio import AsyncioLoop, running_loop
 from adapter._runtime._trio import TrioLoop, running_token, worker_thread_run_sync
-from adapter._runtime.calls import CoroutineFunction, Outcome, outer_loop_of_this_call
+from adapter._runtime.calls import (
+    CoroutineFunction,
+    Outcome,
+    call_of_this_thread,
+    outer_loop_of_this_call,
+)
 from adapter._runtime.handle import LoopHandle
 from adapter._runtime.handoff import Handoff
 
@@ -85,9 +91,12 @@ def start_on_outer_loop(
     loop is known and the task starts with no blocking hop; in an anyio or trio worker
     thread the one hop that finds the loop also starts the task.
     """
-    handle = outer_loop_of_this_call()
-    if handle is not None:
-        return handle.submit(coro_fn, context)
+    call = call_of_this_thread()
+    if call is not None:
+        if call.detachable:
+            # A cancelled caller of the sync_to_async call cancels the coroutine too.
+            coro_fn = functools.partial(call.loop.run_beneath, call, coro_fn)
+        return call.loop.submit(coro_fn, context)
     try:
         return anyio.from_thread.run_sync(_start_here, coro_fn, context)
     except RuntimeError:
