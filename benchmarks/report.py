@@ -294,6 +294,30 @@ def before_after(results: Results) -> tuple[str, list[str], list[list[str]]] | N
     return heading, header, rows
 
 
+def stick_rows(results: Results) -> list[list[str]]:
+    """The measuring stick of the ASGI-on-WSGI sections: how far the least bridge
+    (Starlette with only the work any shared-loop bridge must do) gets, and ours beside it.
+    """
+    found = []
+    for section in ("asgi", "asgi_split"):
+        least = _row(results, section, "least_asgi")
+        if least is None:
+            continue
+        for key, name in (("loop_hop", "the floor"), ("a2wsgi_asgi", "a2wsgi")):
+            theirs = _row(results, section, key)
+            if theirs is not None and theirs.get("requests_per_s"):
+                ratio = least["requests_per_s"] / theirs["requests_per_s"]
+                found.append([section, f"the least bridge / {name}", f"{ratio:.2f}x"])
+        ours = _row(results, section, "ours_asgi")
+        if ours is not None and least.get("requests_per_s"):
+            ratio = ours["requests_per_s"] / least["requests_per_s"]
+            found.append([section, "adapter.AsgiToWsgi / the least bridge", f"{ratio:.2f}x"])
+    return found
+
+
+STICK_HEADING = "Measuring stick: Starlette through the least bridge (req/s ratios)"
+
+
 def _goal_cells(goal: dict[str, Any]) -> list[str]:
     measured = goal["measured"]
     # Older result files have no unit: their only absolute goal was the upload's RSS.
@@ -371,6 +395,10 @@ def markdown(results: Results) -> str:
     parts.append("\n### Goals\n\n")
     parts.append(_markdown_table(["issue", "goal", "measured", "met"],
                                  [_goal_cells(goal) for goal in results["goals"]]))  # fmt: skip
+    stick = stick_rows(results)
+    if stick:
+        parts.append(f"\n### {STICK_HEADING}\n\n")
+        parts.append(_markdown_table(["section", "ratio", "measured"], stick))
     compared = before_after(results)
     if compared is not None:
         heading, header, rows = compared
@@ -493,6 +521,11 @@ def rst(results: Results) -> str:
             ["issue", "goal", "measured", "met"], [_goal_cells(goal) for goal in results["goals"]]
         ),
     ]
+    stick = stick_rows(results)
+    if stick:
+        heading = STICK_HEADING
+        parts.append(f"\n{heading}\n{'~' * len(heading)}\n\n")
+        parts.append(_list_table(["section", "ratio", "measured"], stick))
     compared = before_after(results)
     if compared is not None:
         heading, header, rows = compared
