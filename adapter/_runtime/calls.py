@@ -151,7 +151,7 @@ class ThreadCall:
         # Set on the loop's thread when a cancelled caller went while the call runs on.
         self.caller_left = False
         # On the loop's thread: the coroutine the call's thread waits for in
-        # async_to_sync on this loop, while it does (sync_to_async calls only).
+        # async_to_sync on this loop, while it does.
         self.beneath: Beneath | None = None
         # What the loop does when a call its caller left ends (give back a limiter
         # token); set on the loop's thread, run there by the loop's finishing callback.

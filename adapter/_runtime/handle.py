@@ -130,12 +130,12 @@ class LoopHandle:
         """Wait on the loop until ``call`` is finished, or until cancelled.
 
         Cancelled, it abandons a call not started yet; a started one it waits for
-        (shielded) unless the call is ``detachable``, which it leaves running.  A
-        detachable call whose thread waits in ``async_to_sync`` for a coroutine on this
-        loop has that coroutine cancelled first, and its end awaited (asgiref 3.13): if
-        the coroutine ends by the cancellation, so does this wait; if it ends otherwise
-        (it shielded its work and went on), the call is awaited to its end and this
-        wait returns, as if never cancelled.
+        (shielded) unless the call is ``detachable``, which it leaves running.  A call
+        whose thread waits in ``async_to_sync`` for a coroutine on this loop has that
+        coroutine cancelled first, and its end awaited (asgiref 3.13): if the coroutine
+        ends by the cancellation, so does this wait; if it ends otherwise (it shielded
+        its work and went on), the call is awaited to its end and this wait returns, as
+        if never cancelled.
         """
         if call.finished:
             return
@@ -145,7 +145,7 @@ class LoopHandle:
             if call.abandon():
                 raise
             beneath = call.beneath
-            if beneath is not None and call.detachable and not await _cancelled(beneath):
+            if beneath is not None and not await _cancelled(beneath):
                 await _to_the_end(call)
                 return
             if _leave(call):

@@ -93,9 +93,9 @@ def start_on_outer_loop(
     """
     call = call_of_this_thread()
     if call is not None:
-        if call.detachable:
-            # A cancelled caller of the sync_to_async call cancels the coroutine too.
-            coro_fn = functools.partial(call.loop.run_beneath, call, coro_fn)
+        # A cancelled caller of the call (sync_to_async's, or a WSGI step's task)
+        # cancels the coroutine too (LoopHandle.wait).
+        coro_fn = functools.partial(call.loop.run_beneath, call, coro_fn)
         return call.loop.submit(coro_fn, context)
     try:
         return anyio.from_thread.run_sync(_start_here, coro_fn, context)

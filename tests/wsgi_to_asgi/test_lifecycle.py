@@ -18,7 +18,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from adapter import ClientDisconnected, WsgiToAsgi
+from adapter import ClientDisconnected, WsgiToAsgi, async_to_sync
 from adapter._types import Environ, Message, StartResponse
 from adapter.wsgi_to_asgi.responder import PULL_BYTES
 from tests.wsgi_to_asgi.test_app import BODY_KINDS, Server, body_scope, hello, http_scope, serve
@@ -287,21 +287,71 @@ async def test_close_runs_on_error(fail_at: int) -> None:
     await assert_worker_free(adapter)
 
 
+async def serve_cancelled(
+    adapter: WsgiToAsgi,
+    server: Server,
+    reached: threading.Event,
+    then: Callable[[], object] | None = None,
+) -> None:
+    """Serve one request and cancel it once the app set ``reached``; then call ``then``."""
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as task_group:
+            task_group.start_soon(adapter, http_scope(), server.receive, server.send)
+            await anyio.to_thread.run_sync(reached.wait, 10)
+            task_group.cancel_scope.cancel()
+            if then is not None:
+                then()
+
+
 @pytest.mark.anyio
 async def test_close_runs_on_cancellation_while_the_app_blocks() -> None:
     gate = threading.Event()
     body = Body(gate=gate)
     adapter = WsgiToAsgi(app_of(body), max_workers=1)
     server = Server()
-    with anyio.fail_after(10):
-        async with anyio.create_task_group() as task_group:
-            task_group.start_soon(adapter, http_scope(), server.receive, server.send)
-            await anyio.to_thread.run_sync(body.entered_gate.wait, 10)
-            task_group.cancel_scope.cancel()
-            # The worker can not be interrupted mid-chunk; once the chunk is done the
-            # request ends and the iterable is closed, shielded from the cancellation.
-            gate.set()
+    # The worker can not be interrupted mid-chunk; once the chunk is done the request
+    # ends and the iterable is closed, shielded from the cancellation.
+    await serve_cancelled(adapter, server, body.entered_gate, then=gate.set)
     assert body.closed.is_set()
+    await assert_worker_free(adapter)
+    server.close()
+
+
+@pytest.mark.anyio
+async def test_cancellation_reaches_a_coroutine_the_app_waits_for() -> None:
+    # The WSGI app waits in async_to_sync for a coroutine on the server's loop: the
+    # request's cancellation (a server shutting down) cancels that coroutine too, as
+    # asgiref's WsgiToAsgi does, instead of waiting for it to end by itself.
+    started = threading.Event()
+    seen: list[str] = []
+
+    async def query() -> bytes:
+        started.set()
+        try:
+            await anyio.sleep(5)
+        except anyio.get_cancelled_exc_class():
+            seen.append("coroutine cancelled")
+            raise
+        seen.append("coroutine slept to the end")
+        return b"late"
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        if environ["PATH_INFO"] == "/hello":
+            return hello(environ, start_response)
+        try:
+            body = async_to_sync(query)()
+        except BaseException as exc:
+            seen.append(f"the app got {type(exc).__name__}")
+            raise
+        start_response("200 OK", [])
+        return [body]
+
+    adapter = WsgiToAsgi(app, max_workers=1)
+    server = Server()
+    await serve_cancelled(adapter, server, started)
+    cancelled = anyio.get_cancelled_exc_class().__name__
+    assert seen == ["coroutine cancelled", f"the app got {cancelled}"]
+    assert server.sent == []
     await assert_worker_free(adapter)
     server.close()
 
@@ -322,12 +372,7 @@ async def test_close_runs_on_cancellation_before_the_first_chunk() -> None:
 
     adapter = WsgiToAsgi(app, max_workers=1)
     server = Server()
-    with anyio.fail_after(10):
-        async with anyio.create_task_group() as task_group:
-            task_group.start_soon(adapter, http_scope(), server.receive, server.send)
-            await anyio.to_thread.run_sync(entered.wait, 10)
-            task_group.cancel_scope.cancel()
-            gate.set()
+    await serve_cancelled(adapter, server, entered, then=gate.set)
     assert body.closed.is_set()
     assert server.sent == []  # cancelled before anything was sent
     await assert_worker_free(adapter)
