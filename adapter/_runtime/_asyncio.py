@@ -123,18 +123,14 @@ class AsyncioLoop(LoopHandle):
         # A native cancellation, as asgiref's: edge-triggered, so a coroutine that
         # shields its work (asyncio.shield) and catches it can await that work and
         # return normally.
-        beneath = call.beneath = Beneath(task.cancel)
-        if call.caller_left:
-            task.cancel()  # the caller left before this coroutine started
+        beneath = Beneath(call, task.cancel)
         try:
             return await coro_fn()
         except asyncio.CancelledError:
             beneath.cancelled = True
             raise
         finally:
-            call.beneath = None
-            if beneath.ended is not None:
-                beneath.ended.set()
+            beneath.end()
 
     def start(self, coro_fn: CoroutineFunction, context: contextvars.Context) -> Handoff[Outcome]:
         return self._settled_by_a_task(spawn, coro_fn, context)

@@ -94,9 +94,7 @@ class TrioLoop(LoopHandle):
 
         caught: BaseException | None = None
         with trio.CancelScope() as scope:
-            beneath = call.beneath = Beneath(scope.cancel)
-            if call.caller_left:
-                scope.cancel()  # the caller left before this coroutine started
+            beneath = Beneath(call, scope.cancel)
             try:
                 return await coro_fn()
             except trio.Cancelled as exc:
@@ -104,9 +102,7 @@ class TrioLoop(LoopHandle):
                 caught = exc
                 raise
             finally:
-                call.beneath = None
-                if beneath.ended is not None:
-                    beneath.ended.set()
+                beneath.end()
         # Only our own cancellation stops here (the scope took it): the sync caller in
         # async_to_sync must still see that the coroutine was cancelled.
         assert caught is not None

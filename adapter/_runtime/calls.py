@@ -12,8 +12,9 @@
   :func:`outer_loop_of_this_call` the loop that made it), for ``async_to_sync`` called
   inside it (asgiref keeps the same in a thread-local).
 - :class:`Beneath` is the coroutine such an ``async_to_sync`` runs on the call's own
-  loop, while the call's thread waits for it: a cancelled caller of a
-  ``sync_to_async`` call cancels it, as asgiref 3.13 does (``LoopHandle.wait``).
+  loop, while the call's thread waits for it: a cancelled caller of the call (a
+  ``sync_to_async`` await, a WSGI step's task) cancels it, as asgiref 3.13 does
+  (``LoopHandle.wait``).
 """
 
 from __future__ import annotations
@@ -62,21 +63,34 @@ def outer_loop_of_this_call() -> LoopHandle | None:
 class Beneath:
     """The coroutine that a call's thread waits for in ``async_to_sync``, on its loop.
 
-    Made and dropped on the loop's thread by ``LoopHandle.run_beneath``, which runs the
-    coroutine; read there by a cancelled caller of the call (``LoopHandle.wait``).
+    Made (it sets ``call.beneath``) and ended on the loop's thread by
+    ``LoopHandle.run_beneath``, which runs the coroutine; read there by a cancelled
+    caller of the call (``LoopHandle.wait``).
 
+    :param call: the call whose thread waits for the coroutine.
     :param cancel: cancels the coroutine's task (or scope) natively; on the loop's thread.
+        Called at once if the call's caller has left already.
     """
 
-    __slots__ = ("cancel", "cancelled", "ended")
+    __slots__ = ("_call", "cancel", "cancelled", "ended")
 
-    def __init__(self, cancel: Callable[[], object]) -> None:
+    def __init__(self, call: ThreadCall, cancel: Callable[[], object]) -> None:
+        self._call = call
         self.cancel = cancel
         #: True once the coroutine ended by a cancellation (ours or another).
         self.cancelled = False
         #: Made by whoever waits for the coroutine's end (on the loop's thread, so no
         #: lock): set as it ends.
         self.ended: Waiter | None = None
+        call.beneath = self
+        if call.caller_left:
+            cancel()  # the caller left before this coroutine started
+
+    def end(self) -> None:
+        """The coroutine ended: the call has nothing beneath it now; wake who waits."""
+        self._call.beneath = None
+        if self.ended is not None:
+            self.ended.set()
 
 
 class Outcome:

@@ -77,7 +77,7 @@ class AppTask:
         self._task_done = False
         self._task_error: BaseException | None = None
         self._final: tuple[Handoff[Chunk], bytes] | None = None
-        self._grace = GraceCancel(anyio.CancelScope)
+        self._grace = GraceCancel()
         # Who waits for the task's end (finish() while it still runs), if anyone.
         self._end_watch: Handoff[BaseException | None] | None = None
         # Both threads: set by the loop at the task's end, _task_ended last; read by

@@ -14,8 +14,6 @@ it again at its next checkpoint) and stopped by the app's own shielded sections
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import anyio
 
 from adapter._types import ASGIApp, Receive, Scope, Send
@@ -32,14 +30,11 @@ class GraceCancel:
     Loop thread only: :meth:`run` in the app's task, :meth:`client_gone` from callbacks
     or that task.
 
-    :param new_scope: makes the :class:`anyio.CancelScope` to run the app in (the
-        shared loop's cheaper maker, in AsgiToWsgi).
     """
 
-    __slots__ = ("_gone_early", "_new_scope", "_scope")
+    __slots__ = ("_gone_early", "_scope")
 
-    def __init__(self, new_scope: Callable[[], anyio.CancelScope] = anyio.CancelScope) -> None:
-        self._new_scope = new_scope
+    def __init__(self) -> None:
         self._scope: anyio.CancelScope | None = None
         # The client went before the task started (the request thread interrupted):
         # the grace is armed as the app starts.
@@ -51,7 +46,7 @@ class GraceCancel:
         :param app: the ASGI app, and its arguments after it.
         :raises BaseException: whatever the app raises, but our own cancellation.
         """
-        with self._new_scope() as self._scope:
+        with anyio.CancelScope() as self._scope:
             if self._gone_early is not None:
                 self.client_gone(self._gone_early)
             await app(scope, receive, send)

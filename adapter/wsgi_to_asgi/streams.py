@@ -94,6 +94,13 @@ class WsgiInput:
                 return data
         return b""
 
+    def _take_rest(self) -> tuple[list[bytes | memoryview], int]:
+        """What is left of the current piece, taken out of it, and its length."""
+        piece, pos = self._piece, self._pos
+        self._piece = b""
+        self._pos = 0
+        return ([memoryview(piece)[pos:]] if pos < len(piece) else []), len(piece) - pos
+
     def _keep(self, pieces: list[bytes | memoryview]) -> None:
         """A read that fails (the client left) leaves what it gathered to later reads."""
         self._piece = b"".join(pieces)
@@ -117,10 +124,7 @@ class WsgiInput:
             wanted = size
         else:
             wanted = -1
-        pieces: list[bytes | memoryview] = [memoryview(piece)[pos:]] if pos < len(piece) else []
-        have = len(piece) - pos
-        self._piece = b""
-        self._pos = 0
+        pieces, have = self._take_rest()
         try:
             while wanted < 0 or have < wanted:
                 piece = self._next_piece(READ_AHEAD_BYTES if wanted < 0 else wanted - have)
@@ -156,10 +160,7 @@ class WsgiInput:
             end = stop if newline < 0 else newline + 1
             self._pos = end
             return piece[pos:end]
-        pieces: list[bytes | memoryview] = [memoryview(piece)[pos:]] if pos < len(piece) else []
-        have = len(piece) - pos
-        self._piece = b""
-        self._pos = 0
+        pieces, have = self._take_rest()
         try:
             while piece := self._next_piece(1):
                 stop = len(piece) if limit is None else min(len(piece), limit - have)

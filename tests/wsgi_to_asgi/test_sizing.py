@@ -42,6 +42,21 @@ def sizer_of(limiter: anyio.CapacityLimiter, clocks: Clocks, least: int = 2) -> 
     )
 
 
+def six_looks(
+    sizer: PoolSizer, clocks: Clocks, busy: float, call_cpu: float | None = None
+) -> list[float]:
+    """The limit after each of six intervals with the process ``busy`` (and one call of
+    ``call_cpu`` seconds per interval, if given)."""
+    seen = []
+    for _ in range(6):
+        clocks.spend(INTERVAL, busy=busy)
+        if call_cpu is not None:
+            sizer.record(call_cpu)
+        sizer.look()
+        seen.append(sizer.limiter.total_tokens)
+    return seen
+
+
 @contextlib.asynccontextmanager
 async def waiting(limiter: anyio.CapacityLimiter, count: int) -> AsyncIterator[None]:
     """Fill ``limiter`` and keep ``count`` more tasks waiting on it, for the block."""
@@ -63,12 +78,8 @@ async def test_an_app_that_waits_gets_more_threads_while_requests_wait() -> None
     limiter = anyio.CapacityLimiter(40)
     clocks = Clocks()
     sizer = sizer_of(limiter, clocks)
-    seen = []
     async with waiting(limiter, 100):
-        for _ in range(6):
-            clocks.spend(INTERVAL, busy=0.1)
-            sizer.look()
-            seen.append(limiter.total_tokens)
+        seen = six_looks(sizer, clocks, busy=0.1)
     assert seen == [4, 8, 16, 32, 40, 40]
 
 
@@ -86,12 +97,7 @@ async def test_an_app_that_computes_goes_back_to_the_least() -> None:
     clocks = Clocks()
     sizer = sizer_of(limiter, clocks)
     limiter.total_tokens = 40
-    seen = []
-    for _ in range(6):
-        clocks.spend(INTERVAL, busy=SATURATED + 0.05)
-        sizer.record(LONG_CALL * 2)
-        sizer.look()
-        seen.append(limiter.total_tokens)
+    seen = six_looks(sizer, clocks, busy=SATURATED + 0.05, call_cpu=LONG_CALL * 2)
     assert seen == [20, 10, 5, 2, 2, 2]
 
 
@@ -101,13 +107,8 @@ async def test_short_calls_keep_their_threads_even_in_a_busy_process() -> None:
     limiter = anyio.CapacityLimiter(40)
     clocks = Clocks()
     sizer = sizer_of(limiter, clocks)
-    seen = []
     async with waiting(limiter, 100):
-        for _ in range(6):
-            clocks.spend(INTERVAL, busy=1.0)
-            sizer.record(LONG_CALL / 10)
-            sizer.look()
-            seen.append(limiter.total_tokens)
+        seen = six_looks(sizer, clocks, busy=1.0, call_cpu=LONG_CALL / 10)
     assert seen == [4, 8, 16, 32, 40, 40]
 
 
